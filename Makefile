@@ -1,0 +1,48 @@
+# TeSO pipeline. Fresh machine:  make demo  (set up + run the demo)   |   make test  (set up + tests)
+SHELL := /bin/bash
+PY_SYS ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TESO := $(VENV)/bin/teso
+CONFIG ?= configs/demo.yaml
+ARGS ?=
+
+export HF_HUB_OFFLINE := 1
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
+export NLTK_DATA := $(CURDIR)/$(VENV)/nltk_data
+
+.PHONY: setup demo test data index sql bench clean-cache
+
+# The marker is rebuilt when pyproject.toml changes. torch comes first, pinned to the local CPU
+# wheel: letting pip resolve it through the project would pull several GB of CUDA packages.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PY_SYS) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	@if [ -x scripts/install_wordnet.sh ]; then scripts/install_wordnet.sh $(VENV)/nltk_data; fi
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup data index
+
+data: setup
+	$(TESO) data synth --config $(CONFIG) $(ARGS)
+
+index: setup
+	$(TESO) index --config $(CONFIG) $(ARGS)
+
+sql: setup
+	$(TESO) sql --config $(CONFIG) "$(Q)"
+
+test: setup
+	$(PY) -m pytest tests
+
+bench: setup
+	$(PY) bench/run_all.py
+
+clean-cache:
+	rm -rf cache/*/ demo/

@@ -1,0 +1,151 @@
+"""Experiment configuration: YAML files validated before any work starts.
+
+A config is one YAML file (see `configs/`) plus `key.sub=value` overrides from the command line.
+Validation uses pydantic models with `extra="forbid"`, so an unknown key, a wrong type or a
+missing path ends the command with one readable message instead of a traceback mid-run.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message lists every problem found."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DatasetConfig(Section):
+    name: str = "synth"  # dataset key in every cache row, so several datasets share one cache root
+    root: Path = Path("demo/data")
+    subsets: list[Literal["v1s", "v1m", "v2"]] | None = None  # None = all subsets
+    splits: list[Literal["train", "val", "test"]] | None = None  # None = all splits
+    v3: Literal["zero_shot", "1_shot", "3_shot", "5_shot"] | None = None  # AVS-V3 generalization split
+    verify: Literal["full", "header"] = "full"  # full decodes every frame and mask; header only opens them
+
+
+class CacheConfig(Section):
+    root: Path = Path("cache")
+    lock_timeout_s: float = 3600.0  # a second run waits this long for the first to finish
+
+
+class SynthSection(Section):
+    out: Path = Path("demo/data")
+    seed: int = 0
+    size: int = Field(160, ge=32, le=1024)
+    videos: dict[Literal["v1s", "v1m", "v2"], dict[Literal["train", "val", "test"], int]] = Field(
+        default_factory=lambda: {
+            "v1s": {"train": 60, "val": 15, "test": 15},
+            "v1m": {"train": 40, "val": 10, "test": 10},
+            "v2": {"train": 100, "val": 25, "test": 25},
+        }
+    )
+
+
+class RunConfig(Section):
+    workers: int = Field(2, ge=1)  # threads for I/O-bound checks and task runner width
+    progress: bool = True
+
+
+class Config(Section):
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+    synth: SynthSection = Field(default_factory=SynthSection)
+    run: RunConfig = Field(default_factory=RunConfig)
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    node = tree
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {dotted}: '{part}' is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_overrides(overrides: list[str]) -> dict:
+    """`["train.lr=1e-3", "dataset.subsets=[v1s]"]` -> nested dict; values are parsed as YAML."""
+    tree: dict = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override '{item}' is not of the form key.sub=value")
+        _set_dotted(tree, key.strip(), yaml.safe_load(raw) if raw.strip() else None)
+    return tree
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _format_errors(source: str, err: ValidationError) -> str:
+    lines = [f"invalid config ({source}):"]
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "<top>"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  - {where}: unknown key")
+        else:
+            lines.append(f"  - {where}: {e['msg']} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config (or the defaults), apply overrides, validate. Raises ConfigError."""
+    tree: dict = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            tree = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        if not isinstance(tree, dict):
+            raise ConfigError(f"config file {path} must be a mapping of sections")
+    if overrides:
+        tree = _merge(tree, parse_overrides(overrides))
+        source += " + overrides"
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(source, exc)) from None
+
+
+def require_paths(cfg: Config, dotted_keys: list[str]) -> None:
+    """Fail before any work when an input path a command needs does not exist."""
+    missing = []
+    for dotted in dotted_keys:
+        value: Any = cfg
+        for part in dotted.split("."):
+            value = getattr(value, part)
+        if value is not None and not Path(value).exists():
+            missing.append(f"  - {dotted}: path does not exist: {value}")
+    if missing:
+        raise ConfigError("invalid config:\n" + "\n".join(missing))
+
+
+def config_to_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def save_effective_config(cfg: Config, folder: Path, name: str = "config.yaml") -> Path:
+    """Write the effective config beside an output, atomically, so every output says how it was made."""
+    from pipeline.atomic import atomic_write_text
+
+    return atomic_write_text(Path(folder) / name, config_to_yaml(cfg))

@@ -1,0 +1,61 @@
+import pytest
+
+from pipeline.config import ConfigError, load_config, parse_overrides, require_paths, save_effective_config
+
+
+def test_defaults_and_overrides(tmp_path):
+    cfg = load_config(None, ["dataset.subsets=[v1s, v2]", "synth.seed=3", "cache.root=" + str(tmp_path)])
+    assert cfg.dataset.subsets == ["v1s", "v2"] and cfg.synth.seed == 3 and cfg.cache.root == tmp_path
+
+
+def test_yaml_file_plus_override(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("dataset:\n  name: avsbench\n  splits: [test]\n")
+    cfg = load_config(path, ["dataset.name=other"])
+    assert cfg.dataset.name == "other" and cfg.dataset.splits == ["test"]
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["dataset.colour=red"], r"dataset\.colour: unknown key"),
+        (["synth.seed=abc"], r"synth\.seed: .*integer"),
+        (["dataset.subsets=[v9]"], r"dataset\.subsets\.0"),
+        (["nonsense=1"], r"nonsense: unknown key"),
+        (["novalue"], r"not of the form"),
+    ],
+)
+def test_bad_configs_give_one_clear_message(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides)
+
+
+def test_all_problems_reported_together():
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["dataset.colour=red", "synth.seed=abc"])
+    assert "colour" in str(err.value) and "seed" in str(err.value)
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dataset: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_missing_path(tmp_path):
+    cfg = load_config(None, [f"dataset.root={tmp_path / 'absent'}"])
+    with pytest.raises(ConfigError, match="dataset.root: path does not exist"):
+        require_paths(cfg, ["dataset.root"])
+
+
+def test_effective_config_saved_and_reloadable(tmp_path):
+    cfg = load_config(None, ["synth.seed=7"])
+    path = save_effective_config(cfg, tmp_path)
+    assert load_config(path).synth.seed == 7
+
+
+def test_parse_overrides_nested_values():
+    assert parse_overrides(["a.b=1", "a.c=[x, y]", "d=true"]) == {"a": {"b": 1, "c": ["x", "y"]}, "d": True}
