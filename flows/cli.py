@@ -2,6 +2,8 @@
 
     teso data synth --out DIR --seed S       write the synthetic AVSBench-layout dataset
     teso index --config configs/demo.yaml    index a dataset into the manifest table
+    teso captions --config configs/demo.yaml dense captions per frame -> captions table
+    teso cues --config configs/demo.yaml     sounding-object cues per frame -> cues table
     teso sql ["SELECT ..."]                  query the caches (no query: list the views)
 
 Every stage command takes `--config configs/NAME.yaml` plus `key.sub=value` overrides; the config
@@ -50,6 +52,26 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_captions(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    require_paths(cfg, ["dataset.root"])
+    from flows.captions import captions_flow
+    from flows.sharding import task_runner
+
+    captions_flow.with_options(task_runner=task_runner(cfg))(cfg)
+    return 0
+
+
+def cmd_cues(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    require_paths(cfg, ["dataset.root"])
+    from flows.cues import cues_flow
+    from flows.sharding import task_runner
+
+    cues_flow.with_options(task_runner=task_runner(cfg))(cfg)
+    return 0
+
+
 def cmd_sql(args: argparse.Namespace) -> int:
     from pipeline.sql_views import connect, describe_views
 
@@ -83,6 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     index = sub.add_parser("index", help="index a dataset into the manifest table")
     _add_config_args(index)
     index.set_defaults(func=cmd_index)
+
+    for name, func, help_text in (
+        ("captions", cmd_captions, "dense captions of every frame (LLaVA-1.5 or reference)"),
+        ("cues", cmd_cues, "sounding-object cues from the captions (LLaMA-2 CoT or noun parser)"),
+    ):
+        stage = sub.add_parser(name, help=help_text)
+        _add_config_args(stage)
+        stage.set_defaults(func=func)
 
     sql = sub.add_parser("sql", help="query the caches with DuckDB SQL")
     sql.add_argument("query", nargs="?", help="SQL; omit to list the views and their columns")

@@ -53,11 +53,47 @@ class RunConfig(Section):
     progress: bool = True
 
 
+class VLLMSection(Section):
+    tensor_parallel_size: int = Field(1, ge=1)  # GPUs one model is split over
+    max_model_len: int = 4096
+    max_num_seqs: int = 64  # concurrent sequences in vLLM's scheduler
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    limit_mm_per_prompt: dict[str, int] = Field(default_factory=lambda: {"image": 1})
+
+
+class CaptionsConfig(Section):
+    backend: Literal["reference", "hf", "vllm"] = "reference"  # reference = the dataset's own descriptions
+    model: str = "llava-hf/llava-1.5-7b-hf"  # hub id or local folder (hf, vllm)
+    prompt: str = "caption_dense"  # file prompts/{prompt}.txt
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    max_new_tokens: int = Field(256, ge=1)
+    batch_size: int = Field(8, ge=1)
+    shards: int = Field(1, ge=1)  # parallel model copies; 1 per GPU is the sensible maximum
+    vllm: VLLMSection = Field(default_factory=VLLMSection)
+
+
+class CuesConfig(Section):
+    backend: Literal["nouns", "hf", "vllm"] = "nouns"  # nouns = the paper's NLTK noun-parser baseline (TeSO-n)
+    model: str = "meta-llama/Llama-2-7b-chat-hf"
+    template: str = "cot_fewshot"  # file prompts/{template}.txt
+    max_cues: int = Field(4, ge=1)  # N_T in the paper's code
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    max_new_tokens: int = Field(512, ge=1)
+    batch_size: int = Field(8, ge=1)
+    shards: int = Field(1, ge=1)
+    structured: bool = False  # JSON-schema constrained output where the backend supports it (vllm)
+    vllm: VLLMSection = Field(default_factory=VLLMSection)
+
+
 class Config(Section):
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     synth: SynthSection = Field(default_factory=SynthSection)
     run: RunConfig = Field(default_factory=RunConfig)
+    captions: CaptionsConfig = Field(default_factory=CaptionsConfig)
+    cues: CuesConfig = Field(default_factory=CuesConfig)
 
 
 def _set_dotted(tree: dict, dotted: str, value: Any) -> None:

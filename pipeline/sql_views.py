@@ -15,14 +15,21 @@ _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 # Views defined over other views; created only when every view they name exists.
 DERIVED_VIEWS: dict[str, tuple[tuple[str, ...], str]] = {
+    # One row per manifest frame with its most recently written caption and cues (a table may
+    # hold several fingerprints; filter the base views by `fingerprint` to pick a specific one).
     "frame_text": (
         ("manifest", "captions", "cues"),
         """
+        WITH c AS (SELECT * FROM captions WHERE status = 'ok'
+                   QUALIFY row_number() OVER (PARTITION BY dataset, subset, uid, frame ORDER BY created_at DESC) = 1),
+             q AS (SELECT * FROM cues
+                   QUALIFY row_number() OVER (PARTITION BY dataset, subset, uid, frame ORDER BY created_at DESC) = 1)
         SELECT m.dataset, m.subset, m.split, m.uid, m.frame, m.frame_path,
-               c.caption, c.model AS caption_model, q.cues, q.template, q.status AS cue_status
+               c.caption, c.model AS caption_model, q.cues, q.template, q.status AS cue_status, q.error AS cue_error
         FROM manifest m
-        LEFT JOIN captions c USING (dataset, subset, uid, frame)
-        LEFT JOIN cues q USING (dataset, subset, uid, frame)
+        LEFT JOIN c USING (dataset, subset, uid, frame)
+        LEFT JOIN q USING (dataset, subset, uid, frame)
+        WHERE m.status = 'ok'
         """,
     ),
 }
