@@ -1,0 +1,85 @@
+"""TeSOConfig: every size, loss weight and ablation switch of the TeSO segmenter in one place.
+
+Defaults follow the paper (ECCV 2024, "Can Textual Semantics Mitigate Sounding Object Segmentation
+Preference?") where it states a value, and DESIGN.md section 3 otherwise. The ablation switches are
+the rows of the paper's Table 5; each comment says what the switch removes in this implementation.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass
+class TeSOConfig:
+    # --- foundation model ---
+    # Hub id or local folder of the segmentation foundation model; its weights stay frozen.
+    foundation: str = "facebook/mask2former-swin-base-ade-semantic"
+    num_labels: int = 1  # N_C: 1 for binary AVS (S4/MS3), 71 for AVSS (70 objects + background)
+
+    # --- input features (cached by the pipeline; their encoders are frozen) ---
+    audio_dim: int = 128  # VGGish embedding per second
+    text_dim: int = 1024  # ImageBind text embedding of "This is a {cue}."; other encoders change this
+
+    # --- SeDAM (semantic-driven audio modeling) ---
+    d_model: int = 256  # width of text cues and latent audio features inside SeDAM
+    n_latent: int = 8  # N_L latent audio features per second; a setting of ours, twice N_T = 4 cues
+    n_sedam_layers: int = 4  # the paper stacks N = 4 crossmodal layers
+    n_heads: int = 8  # heads of SeDAM's cross-attention; the dynamic mask averages over them
+    audio_dropout: float = 0.1  # dropout on F_A; two dropout views give the InfoNCE positive pair
+
+    # --- PMQS and adapters ---
+    n_pmqs_heads: int = 1  # 1 is the paper's equation; more heads split the query width
+    adapter_reduction: int = 4  # adapter bottleneck d -> d / 4 -> d
+
+    # --- losses (Mask2Former's recipe plus the latent InfoNCE term) ---
+    class_weight: float = 2.0
+    mask_weight: float = 5.0  # binary cross-entropy on sampled points
+    dice_weight: float = 5.0
+    no_object_weight: float = 0.1  # down-weights the "no object" class in the classification loss
+    train_num_points: int = 12544  # points sampled per mask for the mask losses (Mask2Former: 112 * 112)
+    use_auxiliary_loss: bool = True  # deep supervision on every decoder layer, as Mask2Former trains
+    infonce_weight: float = 1.0
+    infonce_temperature: float = 0.1  # cosine similarities are divided by this before the softmax
+
+    # --- ablation switches (paper Table 5) ---
+    use_infonce: bool = True  # False: no InfoNCE term; latent audio features may collapse onto each other
+    use_dynamic_mask: bool = True  # False: only padded cue slots are masked before PMQS
+    use_pmqs: bool = True  # False: every query gets the plain mean of the kept prompts (no attention)
+    use_sedam: bool = True  # False: projected cues and latent audio are concatenated, no crossmodal layers
+    use_text: bool = True  # False: latent audio features prompt the queries directly (no cues)
+    use_audio: bool = True  # False: cues prompt the queries alone; with use_text False no prompt at all
+
+    def __post_init__(self) -> None:
+        positive = {
+            "num_labels": self.num_labels,
+            "audio_dim": self.audio_dim,
+            "text_dim": self.text_dim,
+            "d_model": self.d_model,
+            "n_latent": self.n_latent,
+            "n_sedam_layers": self.n_sedam_layers,
+            "n_heads": self.n_heads,
+            "n_pmqs_heads": self.n_pmqs_heads,
+            "adapter_reduction": self.adapter_reduction,
+            "train_num_points": self.train_num_points,
+            "infonce_temperature": self.infonce_temperature,
+        }
+        problems = [f"{name} must be > 0, got {value}" for name, value in positive.items() if value <= 0]
+        if self.d_model % self.n_heads:
+            problems.append(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if not 0.0 <= self.audio_dropout < 1.0:
+            problems.append(f"audio_dropout must be in [0, 1), got {self.audio_dropout}")
+        if self.use_infonce and self.n_latent < 2:
+            problems.append("use_infonce needs n_latent >= 2: InfoNCE contrasts latents against each other")
+        weights = ("class_weight", "mask_weight", "dice_weight", "no_object_weight", "infonce_weight")
+        problems += [f"{w} must be >= 0, got {getattr(self, w)}" for w in weights if getattr(self, w) < 0]
+        if problems:
+            raise ValueError("invalid TeSOConfig: " + "; ".join(problems))
+
+    @property
+    def uses_prompt(self) -> bool:
+        """Whether any audio or text prompt reaches the mask queries (False is the paper's 'w/o both')."""
+        return self.use_text or self.use_audio
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,64 @@
+"""PMQS: prompting mask queries with semantics (DESIGN.md section 3).
+
+Before Mask2Former's transformer decoder runs, every mask query reads the audio-text features F_AT
+(projected to the query width) and adds what it read:
+
+    Q~ = Q + softmax(Q F_AT^T / sqrt(d) + M) F_AT
+
+M is 0 for kept cues and -inf for masked ones (the dynamic mask and padding). With several heads the
+query width is split into heads and sqrt(d) becomes sqrt(d_head); one head is the equation above.
+
+When every cue of a sample is masked, the softmax has nothing to normalise over; that sample's update
+is defined as exactly zero (its queries pass through unchanged), never NaN. Masked logits are filled
+with the dtype's most negative finite value rather than -inf, so no NaN appears in the forward or the
+backward pass; the exact zero then comes from multiplying such rows by 0.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class PMQS(nn.Module):
+    def __init__(self, d_query: int = 256, d_in: int = 256, n_heads: int = 1, attend: bool = True):
+        """attend=False is the 'w/o PMQS' ablation: the query-dependent logits are replaced by zeros,
+        so every query receives the same plain mean of the kept prompts."""
+        super().__init__()
+        if d_query % n_heads:
+            raise ValueError(f"query width {d_query} is not divisible by {n_heads} heads")
+        self.n_heads = n_heads
+        self.attend = attend
+        self.proj = nn.Linear(d_in, d_query)  # F_AT to the query width; used as both key and value
+
+    def forward(
+        self, queries: torch.Tensor, f_at: torch.Tensor, key_padding_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """queries (B, N_Q, d_query); f_at (B, N_P, d_in); key_padding_mask (B, N_P) bool, True = masked.
+
+        Returns the prompted queries (B, N_Q, d_query) and the attention weights (B, h, N_Q, N_P);
+        rows of a sample whose prompts are all masked are zero.
+        """
+        B, N_Q, d = queries.shape
+        if f_at.ndim != 3 or f_at.shape[0] != B:
+            raise ValueError(f"f_at must be (B={B}, N_P, d_in), got {tuple(f_at.shape)}")
+        N_P = f_at.shape[1]
+        if key_padding_mask.dtype != torch.bool or key_padding_mask.shape != (B, N_P):
+            raise ValueError(
+                f"key_padding_mask must be a bool tensor of shape {(B, N_P)}, "
+                f"got {key_padding_mask.dtype} {tuple(key_padding_mask.shape)}"
+            )
+        h, d_head = self.n_heads, d // self.n_heads
+        prompts = self.proj(f_at).view(B, N_P, h, d_head).transpose(1, 2)  # (B, h, N_P, d_head)
+        q = queries.reshape(B, N_Q, h, d_head).transpose(1, 2)  # (B, h, N_Q, d_head)
+        if self.attend:
+            logits = q @ prompts.transpose(-2, -1) / math.sqrt(d_head)  # (B, h, N_Q, N_P)
+        else:
+            logits = queries.new_zeros(B, h, N_Q, N_P)
+        masked = key_padding_mask[:, None, None, :]  # (B, 1, 1, N_P)
+        logits = logits.masked_fill(masked, torch.finfo(logits.dtype).min)
+        any_kept = (~key_padding_mask).any(dim=1).to(logits.dtype)[:, None, None, None]  # (B, 1, 1, 1)
+        attn = logits.softmax(dim=-1) * any_kept  # (B, h, N_Q, N_P)
+        update = (attn @ prompts).transpose(1, 2).reshape(B, N_Q, d)  # (B, N_Q, d_query)
+        return queries + update, attn

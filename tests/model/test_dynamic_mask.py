@@ -1,0 +1,54 @@
+"""Dynamic mask: xi = mean over heads and keys of q.k / sqrt(d_head); keep a cue where xi > 0."""
+import math
+
+import pytest
+import torch
+
+from model.dynamic_mask import dynamic_cue_mask
+
+
+def test_hand_built_scores_and_mask():
+    # 2 heads, d_head 2, 2 latent keys both pointing along +x in every head.
+    k = torch.tensor([[1.0, 0.0], [1.0, 0.0]]).expand(1, 2, 2, 2)  # (B, h, N_L, d_head)
+    q = torch.tensor(
+        [
+            [[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [3.0, 0.0], [2.0, 0.0]],  # head 0
+            [[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [3.0, 0.0], [-1.0, 0.0]],  # head 1
+        ]
+    )[None]  # (1, 2, 5, 2): cues along +x, along -x, orthogonal, +x but padded, heads disagree
+    valid = torch.tensor([[True, True, True, False, True]])
+    scores, masked = dynamic_cue_mask(q, k, valid)
+    s = 1 / math.sqrt(2)
+    torch.testing.assert_close(scores, torch.tensor([[s, -s, 0.0, 3 * s, 0.5 * s]]))
+    # kept: positive score and valid; xi == 0 is masked (the rule is xi > 0); padding always masked
+    assert masked.tolist() == [[False, True, True, True, False]]
+
+
+def test_scores_equal_the_brute_force_mean_of_logits():
+    torch.manual_seed(0)
+    q, k = torch.randn(3, 4, 5, 8), torch.randn(3, 4, 6, 8)
+    valid = torch.ones(3, 5, dtype=torch.bool)
+    scores, masked = dynamic_cue_mask(q, k, valid)
+    expected = (q @ k.transpose(-2, -1) / math.sqrt(8)).mean(dim=(1, 3))
+    torch.testing.assert_close(scores, expected)
+    assert torch.equal(masked, expected <= 0)
+
+
+def test_disabled_masks_only_padding():
+    torch.manual_seed(0)
+    q, k = torch.randn(2, 2, 4, 4), torch.randn(2, 2, 3, 4)
+    valid = torch.tensor([[True, True, False, False], [True, True, True, True]])
+    scores, masked = dynamic_cue_mask(q, k, valid, enabled=False)
+    assert torch.equal(masked, ~valid)
+    assert (scores <= 0).any()  # there were cues the enabled mask would have dropped
+    assert not torch.equal(dynamic_cue_mask(q, k, valid)[1], masked)
+
+
+def test_bad_inputs_raise():
+    q, k = torch.randn(1, 2, 3, 4), torch.randn(1, 2, 5, 4)
+    with pytest.raises(ValueError, match="disagree"):
+        dynamic_cue_mask(q, torch.randn(1, 2, 5, 3), torch.ones(1, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="bool tensor of shape"):
+        dynamic_cue_mask(q, k, torch.ones(1, 3))
+    with pytest.raises(ValueError, match="bool tensor of shape"):
+        dynamic_cue_mask(q, k, torch.ones(1, 4, dtype=torch.bool))
