@@ -9,7 +9,7 @@ from flows.sharding import run_sharded
 from pipeline import worker_cache
 from pipeline.captions_stage import caption_batch, captions_table, frame_keys, make_captioner
 from pipeline.config import Config, save_effective_config
-from pipeline.stage_runner import ShardJob, ShardResult, StageSummary
+from pipeline.stage_runner import ShardJob, ShardResult, StageSummary, write_rows
 
 
 @task(name="caption-shard", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
@@ -18,7 +18,7 @@ def caption_shard(cfg: Config, shard: list[dict]) -> ShardResult:
     job = ShardJob(
         table=table,
         make_worker=lambda: worker_cache.get_worker(f"captions:{table.fingerprint}", lambda: make_captioner(cfg)),
-        process=lambda captioner, batch: caption_batch(cfg, captioner, batch),
+        process=lambda captioner, batch: write_rows(table, caption_batch(cfg, captioner, batch)),
         batch_size=cfg.captions.batch_size,
         progress=cfg.run.progress,
         desc="captions",

@@ -4,6 +4,7 @@
     teso index --config configs/demo.yaml    index a dataset into the manifest table
     teso captions --config configs/demo.yaml dense captions per frame -> captions table
     teso cues --config configs/demo.yaml     sounding-object cues per frame -> cues table
+    teso features --config configs/demo.yaml audio + text-cue features -> feature store
     teso sql ["SELECT ..."]                  query the caches (no query: list the views)
 
 Every stage command takes `--config configs/NAME.yaml` plus `key.sub=value` overrides; the config
@@ -72,6 +73,16 @@ def cmd_cues(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_features(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    require_paths(cfg, ["dataset.root", "features.audio.weights", "features.text.path", "features.text.tokenizer"])
+    from flows.features import features_flow
+    from flows.sharding import task_runner
+
+    features_flow.with_options(task_runner=task_runner(cfg))(cfg)
+    return 0
+
+
 def cmd_sql(args: argparse.Namespace) -> int:
     from pipeline.sql_views import connect, describe_views
 
@@ -109,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, help_text in (
         ("captions", cmd_captions, "dense captions of every frame (LLaVA-1.5 or reference)"),
         ("cues", cmd_cues, "sounding-object cues from the captions (LLaMA-2 CoT or noun parser)"),
+        ("features", cmd_features, "audio features per condition and text-cue embeddings -> feature store"),
     ):
         stage = sub.add_parser(name, help=help_text)
         _add_config_args(stage)

@@ -9,7 +9,7 @@ from flows.sharding import run_sharded
 from pipeline import worker_cache
 from pipeline.config import Config, save_effective_config
 from pipeline.cues_stage import caption_rows, cue_batch, cues_table, make_reasoner
-from pipeline.stage_runner import ShardJob, ShardResult, StageSummary
+from pipeline.stage_runner import ShardJob, ShardResult, StageSummary, write_rows
 
 
 @task(name="cue-shard", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
@@ -18,7 +18,7 @@ def cue_shard(cfg: Config, shard: list[dict]) -> ShardResult:
     job = ShardJob(
         table=table,
         make_worker=lambda: worker_cache.get_worker(f"cues:{table.fingerprint}", lambda: make_reasoner(cfg)),
-        process=lambda reasoner, batch: cue_batch(cfg, reasoner, batch),
+        process=lambda reasoner, batch: write_rows(table, cue_batch(cfg, reasoner, batch)),
         batch_size=cfg.cues.batch_size,
         progress=cfg.run.progress,
         desc="cues",

@@ -16,8 +16,8 @@ def task_runner(cfg: Config):
     return ThreadPoolTaskRunner(max_workers=cfg.run.workers)
 
 
-def run_sharded(shard_task, cfg: Config, table: CacheTable, candidates: pa.Table, n_shards: int) -> StageSummary:
-    """Plan (what is missing), run the shards, summarize. Holds the stage's run lock throughout,
+def run_sharded(shard_task, cfg: Config, table: CacheTable, candidates: pa.Table, n_shards: int, *extra) -> StageSummary:
+    """Plan (what is missing), run `shard_task(cfg, shard, *extra)` per shard, summarize. Holds the stage's run lock throughout,
     so a second run of the same stage waits and then finds nothing left to do."""
     t0 = time.perf_counter()
     with table.run_lock():
@@ -31,7 +31,7 @@ def run_sharded(shard_task, cfg: Config, table: CacheTable, candidates: pa.Table
         )
         if missing.num_rows:
             shards = [s.to_pylist() for s in split_shards(missing, n_shards)]
-            futures = shard_task.map(unmapped(cfg), shards)
+            futures = shard_task.map(unmapped(cfg), shards, *[unmapped(e) for e in extra])
             results: list[ShardResult] = [f.result() for f in futures]
             summary.computed = sum(r.computed for r in results)
             summary.errors = sum(r.errors for r in results)

@@ -87,6 +87,51 @@ class CuesConfig(Section):
     vllm: VLLMSection = Field(default_factory=VLLMSection)
 
 
+class AudioConditionSpec(Section):
+    name: str  # the feature variant it is stored under, e.g. wgn10
+    kind: Literal["normal", "mute", "wgn"]
+    snr_db: float | None = None  # wgn only; see pipeline.audio_conditions for the exact definition
+    seed: int = 0
+    mode: Literal["add", "replace"] = "add"
+
+
+def _default_conditions() -> list[AudioConditionSpec]:
+    return [
+        AudioConditionSpec(name="normal", kind="normal"),
+        AudioConditionSpec(name="mute", kind="mute"),
+        AudioConditionSpec(name="wgn10", kind="wgn", snr_db=10.0),
+        AudioConditionSpec(name="wgn40", kind="wgn", snr_db=40.0),
+    ]
+
+
+class AudioFeaturesConfig(Section):
+    encoder: Literal["logmel", "vggish"] = "logmel"  # logmel needs no weights (demo); vggish is the paper's
+    weights: Path | None = None  # vggish-10086976.pth
+    allow_random_weights: bool = False  # only for pipeline tests: random VGGish, recorded in provenance
+    seed: int = 0
+    postprocess: bool = False  # AudioSet PCA; AVSBench feeds the raw embedding
+    pca_params: Path | None = None
+    batch_size: int = Field(64, ge=1)  # 0.96 s examples per forward
+    videos_per_batch: int = Field(32, ge=1)  # clips per cache write
+    conditions: list[AudioConditionSpec] = Field(default_factory=_default_conditions)
+
+
+class TextFeaturesConfig(Section):
+    encoder: Literal["sentence-transformers", "clip", "imagebind"] = "sentence-transformers"
+    path: Path | None = None  # model folder or weights file; None = the bundled MiniLM (sentence-transformers)
+    tokenizer: Path | None = None  # imagebind: CLIP BPE tokenizer folder
+    template: str = "This is a {cue}."
+    n_t: int = Field(4, ge=1)  # cue slots per frame (N_T)
+    batch_size: int = Field(64, ge=1)
+    frames_per_batch: int = Field(256, ge=1)
+
+
+class FeaturesConfig(Section):
+    device: Literal["cpu", "cuda"] = "cpu"
+    audio: AudioFeaturesConfig = Field(default_factory=AudioFeaturesConfig)
+    text: TextFeaturesConfig = Field(default_factory=TextFeaturesConfig)
+
+
 class Config(Section):
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
@@ -94,6 +139,7 @@ class Config(Section):
     run: RunConfig = Field(default_factory=RunConfig)
     captions: CaptionsConfig = Field(default_factory=CaptionsConfig)
     cues: CuesConfig = Field(default_factory=CuesConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
 
 
 def _set_dotted(tree: dict, dotted: str, value: Any) -> None:

@@ -45,7 +45,9 @@ INDEX_FIELDS = [
 
 
 def index_schema(key_fields: Sequence[tuple[str, pa.DataType]]) -> pa.Schema:
-    return pa.schema(list(key_fields) + INDEX_FIELDS)
+    """Key fields first; an index field may itself be a key (audio features key on `variant`)."""
+    names = {name for name, _ in key_fields}
+    return pa.schema(list(key_fields) + [f for f in INDEX_FIELDS if f[0] not in names])
 
 
 class FeatureStore:

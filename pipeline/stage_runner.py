@@ -59,18 +59,20 @@ def split_shards(rows: pa.Table, n: int) -> list[pa.Table]:
     return [rows.slice(i, step) for i in range(0, rows.num_rows, step)]
 
 
-def count_errors(rows: pa.Table) -> int:
+def write_rows(table: CacheTable, rows: pa.Table) -> int:
+    """Write one batch of rows; returns how many are error rows."""
+    table.write(rows)
     return int(pc.sum(pc.equal(rows["status"], "error")).as_py() or 0)
 
 
 @dataclass
 class ShardJob(Generic[W]):
-    """How one stage turns a batch of keys into rows: `make_worker` loads the model once,
-    `process` maps (worker, batch of key rows) -> table rows for the cache."""
+    """How one stage turns a batch of keys into cached rows: `make_worker` loads the model once,
+    `process(worker, batch)` computes and writes the batch (atomically) and returns its error count."""
 
     table: CacheTable
     make_worker: Callable[[], W]
-    process: Callable[[W, pa.Table], pa.Table]
+    process: Callable[[W, pa.Table], int]
     batch_size: int
     progress: bool = True
     desc: str = ""
@@ -87,10 +89,8 @@ class ShardJob(Generic[W]):
                 if todo.num_rows:
                     if not loaded:
                         worker, loaded = self.make_worker(), True
-                    rows = self.process(worker, todo)
-                    self.table.write(rows)
-                    result.computed += rows.num_rows
-                    result.errors += count_errors(rows)
+                    result.errors += self.process(worker, todo)
+                    result.computed += todo.num_rows
                 bar.update(batch.num_rows)
         result.loaded = loaded
         return result

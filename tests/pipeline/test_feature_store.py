@@ -7,7 +7,7 @@ import pytest
 from pipeline.feature_store import FeatureStore
 from pipeline.sql_views import connect
 
-AUDIO_KEYS = [("dataset", pa.string()), ("subset", pa.string()), ("uid", pa.string()), ("variant_key", pa.string())]
+AUDIO_KEYS = [("dataset", pa.string()), ("subset", pa.string()), ("uid", pa.string()), ("variant", pa.string())]
 
 
 def store(root, inputs=None):
@@ -16,7 +16,7 @@ def store(root, inputs=None):
 
 def audio_rows(uids, variant="normal"):
     return [
-        {"dataset": "d", "subset": "v1s", "uid": u, "variant_key": variant, "kind": "audio", "variant": variant, "encoder": "logmel", "weights": "none"}
+        {"dataset": "d", "subset": "v1s", "uid": u, "kind": "audio", "variant": variant, "encoder": "logmel", "weights": "none"}
         for u in uids
     ]
 
