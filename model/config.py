@@ -1,4 +1,5 @@
-"""TeSOConfig: every size, loss weight and ablation switch of the TeSO segmenter in one place.
+"""TeSOConfig: every size, loss weight and ablation switch of the TeSO segmenter in one place;
+TrainConfig: the training recipe's settings. Both torch-free, so configs validate without importing torch.
 
 Defaults follow the paper (ECCV 2024, "Can Textual Semantics Mitigate Sounding Object Segmentation
 Preference?") where it states a value, and DESIGN.md section 3 otherwise. The ablation switches are
@@ -83,3 +84,35 @@ class TeSOConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 60  # the paper trains for about 60 epochs
+    batch_size: int = 8  # global micro-batch: summed over DDP ranks, per forward pass
+    grad_accum: int = 1  # micro-batches per optimizer step; effective batch = batch_size * grad_accum
+    lr_visual_adapters: float = 1e-4  # Swin adapters (paper)
+    lr_other: float = 1e-3  # SeDAM, PMQS, other adapters, class head (paper)
+    weight_decay: float = 0.05  # Mask2Former's AdamW setting
+    num_workers: int = 2  # DataLoader worker processes per rank
+    amp: bool = True  # float16 autocast + GradScaler; only used on CUDA
+    seed: int = 0
+    out_dir: str = "runs/teso"
+    log_every: int = 10  # optimizer steps per metrics.jsonl step record
+    image_size: int = 224  # recorded for provenance; the dataset does the resizing
+    device: str = "auto"  # "auto" = cuda when available, else cpu; under torchrun cuda:LOCAL_RANK
+    keep_checkpoints: int = 2  # newest epoch folders kept; 0 keeps all (best/ is separate)
+
+    def __post_init__(self) -> None:
+        problems = [
+            f"{name} must be > 0, got {getattr(self, name)}"
+            for name in ("epochs", "batch_size", "grad_accum", "log_every", "image_size")
+            if getattr(self, name) <= 0
+        ]
+        problems += [
+            f"{name} must be >= 0, got {getattr(self, name)}"
+            for name in ("num_workers", "keep_checkpoints", "weight_decay", "lr_visual_adapters", "lr_other")
+            if getattr(self, name) < 0
+        ]
+        if problems:
+            raise ValueError("invalid TrainConfig: " + "; ".join(problems))

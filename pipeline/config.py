@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class ConfigError(ValueError):
@@ -132,6 +132,51 @@ class FeaturesConfig(Section):
     text: TextFeaturesConfig = Field(default_factory=TextFeaturesConfig)
 
 
+def _check_dataclass(cls, values: dict) -> dict:
+    """Validate a dict against one of model/config.py's dataclasses (unknown keys, bad values)."""
+    import dataclasses
+
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown}; known: {sorted(known)}")
+    cls(**values)  # runs the dataclass's own checks (ValueError with every problem)
+    return values
+
+
+class TrainSection(Section):
+    # TeSOConfig fields (model/config.py): foundation, num_labels, n_latent, ablation switches, ...
+    # text_dim is filled from the cached text features when omitted.
+    model: dict[str, Any] = Field(default_factory=dict)
+    # TrainConfig fields (model/config.py): epochs, batch_size, grad_accum, lrs, seed, device, ...
+    recipe: dict[str, Any] = Field(default_factory=dict)
+    out_dir: Path = Path("runs/demo")
+    image_size: int = Field(224, ge=32)
+    train_split: Literal["train", "val", "test"] = "train"
+    val_split: Literal["train", "val", "test"] | None = "val"
+    audio_condition: str = "normal"  # audio feature variant used for training
+    select_metric: Literal["miou", "fscore"] = "miou"
+    threshold: float = Field(0.4, gt=0, lt=1)  # binarisation for mIoU (GAVS/TeSO code: 0.4; AVSBench: 0.5)
+    augment: bool = True
+    max_val_videos: int | None = None  # cap validation cost per epoch; None = all
+
+    @field_validator("model")
+    @classmethod
+    def _model_fields(cls, v: dict) -> dict:
+        from model.config import TeSOConfig
+
+        probe = {"text_dim": 1} | v  # text_dim may come from the feature store later
+        _check_dataclass(TeSOConfig, probe)
+        return v
+
+    @field_validator("recipe")
+    @classmethod
+    def _recipe_fields(cls, v: dict) -> dict:
+        from model.config import TrainConfig
+
+        return _check_dataclass(TrainConfig, v)
+
+
 class Config(Section):
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
@@ -140,6 +185,7 @@ class Config(Section):
     captions: CaptionsConfig = Field(default_factory=CaptionsConfig)
     cues: CuesConfig = Field(default_factory=CuesConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    train: TrainSection = Field(default_factory=TrainSection)
 
 
 def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
