@@ -5,6 +5,7 @@
     teso captions --config configs/demo.yaml dense captions per frame -> captions table
     teso cues --config configs/demo.yaml     sounding-object cues per frame -> cues table
     teso features --config configs/demo.yaml audio + text-cue features -> feature store
+    teso train --config configs/demo.yaml    train TeSO (checkpoints, resume, best-on-val)
     teso sql ["SELECT ..."]                  query the caches (no query: list the views)
 
 Every stage command takes `--config configs/NAME.yaml` plus `key.sub=value` overrides; the config
@@ -83,6 +84,22 @@ def cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    import os
+
+    cfg = _config(args)
+    require_paths(cfg, ["dataset.root"])
+    if "RANK" in os.environ:  # launched by torchrun: every rank runs the recipe itself
+        from flows.train import train_and_report
+
+        train_and_report(cfg, resume=not args.restart)
+        return 0
+    from flows.train import train_flow
+
+    train_flow(cfg, resume=not args.restart)
+    return 0
+
+
 def cmd_sql(args: argparse.Namespace) -> int:
     from pipeline.sql_views import connect, describe_views
 
@@ -125,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
         stage = sub.add_parser(name, help=help_text)
         _add_config_args(stage)
         stage.set_defaults(func=func)
+
+    train = sub.add_parser("train", help="train TeSO on the cached features (torchrun for several GPUs)")
+    train.add_argument("--restart", action="store_true", help="ignore existing checkpoints in train.out_dir")
+    _add_config_args(train)
+    train.set_defaults(func=cmd_train)
 
     sql = sub.add_parser("sql", help="query the caches with DuckDB SQL")
     sql.add_argument("query", nargs="?", help="SQL; omit to list the views and their columns")
