@@ -1,0 +1,74 @@
+"""End to end through the `teso` CLI: synth -> index (Prefect flow) -> sql, on a tiny dataset."""
+import shutil
+
+import pytest
+
+from flows.cli import main
+from pipeline.cache_store import CacheTable
+from pipeline.config import load_config
+from pipeline.manifest_stage import manifest_table
+
+TINY = "synth.videos={v1s: {train: 3, val: 1, test: 1}, v1m: {train: 2, val: 1, test: 1}, v2: {train: 2, val: 1, test: 1}}"
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth") / "data"
+    assert main(["data", "synth", "--out", str(root), "--seed", "3", "synth.size=48", TINY]) == 0
+    return root
+
+
+def overrides(root, cache):
+    return [f"dataset.root={root}", f"cache.root={cache}", "run.progress=false"]
+
+
+def test_synth_then_index_has_no_error_rows_and_is_reused(dataset, tmp_path, capsys):
+    args = overrides(dataset, tmp_path / "cache")
+    assert main(["index", *args]) == 0
+    cfg = load_config(None, args)
+    table = manifest_table(cfg)
+    rows = table.read()
+    frames = 5 * (5 + 4) + 10 * 4  # v1s and v1m: 5 frames; v2: 10
+    assert rows.num_rows == frames
+    assert set(rows["status"].to_pylist()) == {"ok"}
+    assert (table.path / "config.yaml").exists()
+    parts = table.parts()
+    assert main(["index", *args]) == 0  # unchanged folder: the cached manifest is reused
+    assert table.parts() == parts
+    capsys.readouterr()
+    assert main(["sql", "--set", f"cache.root={tmp_path / 'cache'}", "SELECT count(*) AS n FROM manifest WHERE status = 'ok'"]) == 0
+    assert str(frames) in capsys.readouterr().out
+    assert main(["sql", "--set", f"cache.root={tmp_path / 'cache'}"]) == 0
+    listing = capsys.readouterr().out
+    assert "manifest" in listing and "frame_path" in listing
+
+
+def test_corrupt_and_missing_files_become_error_rows(dataset, tmp_path):
+    root = tmp_path / "broken"
+    shutil.copytree(dataset, root)
+    v2_train = sorted((root / "v2").iterdir())[0]
+    (v2_train / "frames" / "3.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (v2_train / "labels_semantic" / "4.png").unlink()
+    v1m = sorted((root / "v1m").iterdir())[0]
+    (v1m / "audio.wav").write_bytes(b"RIFF garbage")
+    with open(root / "metadata.csv", "a") as fh:
+        fh.write("only,three,fields\n")
+    args = overrides(root, tmp_path / "cache")
+    assert main(["index", *args]) == 0
+    rows = manifest_table(load_config(None, args)).read().to_pylist()
+    errors = {(r["uid"], r["frame"]): r["error"] for r in rows if r["status"] == "error"}
+    assert "frame unreadable" in errors[(v2_train.name, 3)]
+    assert "mask missing" in errors[(v2_train.name, 4)]
+    assert all("audio" in errors[(v1m.name, f)] for f in range(5))
+    assert any(uid.startswith("line") or f == -1 for uid, f in errors)  # the malformed metadata line
+    assert len(errors) == 2 + 5 + 1
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert len(ok) == 5 * 9 + 10 * 4 - 7  # every other row intact
+
+
+def test_bad_config_is_one_clear_message(dataset, tmp_path, capsys):
+    assert main(["index", f"dataset.root={tmp_path / 'absent'}", "dataset.colour=red"]) == 2
+    err = capsys.readouterr().err
+    assert "dataset.colour: unknown key" in err
+    assert main(["index", f"dataset.root={tmp_path / 'absent'}"]) == 2
+    assert "path does not exist" in capsys.readouterr().err
