@@ -13,7 +13,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export NLTK_DATA := $(CURDIR)/$(VENV)/nltk_data
 
-.PHONY: setup demo test data index sql bench clean-cache
+.PHONY: setup demo test data index captions cues features train sql bench clean-cache
 
 # The marker is rebuilt when pyproject.toml changes. torch comes first, pinned to the local CPU
 # wheel: letting pip resolve it through the project would pull several GB of CUDA packages.
@@ -35,11 +35,23 @@ data: setup
 index: setup
 	$(TESO) index --config $(CONFIG) $(ARGS)
 
+captions: setup
+	$(TESO) captions --config $(CONFIG) $(ARGS)
+
+cues: setup
+	$(TESO) cues --config $(CONFIG) $(ARGS)
+
+features: setup
+	$(TESO) features --config $(CONFIG) $(ARGS)
+
+train: setup
+	$(TESO) train --config $(CONFIG) $(ARGS)
+
 sql: setup
 	$(TESO) sql --config $(CONFIG) "$(Q)"
 
 test: setup
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -q
 
 bench: setup
 	$(PY) bench/run_all.py
