@@ -6,6 +6,7 @@
     teso cues --config configs/demo.yaml     sounding-object cues per frame -> cues table
     teso features --config configs/demo.yaml audio + text-cue features -> feature store
     teso train --config configs/demo.yaml    train TeSO (checkpoints, resume, best-on-val)
+    teso eval --config configs/demo.yaml     AVSBench metrics + audio-control test + cue recognition
     teso sql ["SELECT ..."]                  query the caches (no query: list the views)
 
 Every stage command takes `--config configs/NAME.yaml` plus `key.sub=value` overrides; the config
@@ -100,6 +101,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    require_paths(cfg, ["dataset.root", "train.out_dir"])
+    from flows.evaluate import eval_flow
+
+    eval_flow(cfg)
+    return 0
+
+
 def cmd_sql(args: argparse.Namespace) -> int:
     from pipeline.sql_views import connect, describe_views
 
@@ -147,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--restart", action="store_true", help="ignore existing checkpoints in train.out_dir")
     _add_config_args(train)
     train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("eval", help="metrics under normal/mute/noise audio, cue recognition, grids")
+    _add_config_args(evaluate)
+    evaluate.set_defaults(func=cmd_eval)
 
     sql = sub.add_parser("sql", help="query the caches with DuckDB SQL")
     sql.add_argument("query", nargs="?", help="SQL; omit to list the views and their columns")

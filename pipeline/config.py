@@ -177,6 +177,15 @@ class TrainSection(Section):
         return _check_dataclass(TrainConfig, v)
 
 
+class EvalSection(Section):
+    split: Literal["train", "val", "test"] = "test"
+    conditions: list[str] = Field(default_factory=lambda: ["normal", "mute", "wgn10", "wgn40"])  # audio variants
+    checkpoint: Literal["best", "last"] = "best"
+    threshold: float = Field(0.4, gt=0, lt=1)  # mIoU binarisation (GAVS/TeSO code 0.4; AVSBench 0.5)
+    grids: int = Field(8, ge=0)  # qualitative PNG grids written
+    out_dir: Path | None = None  # default: {train.out_dir}/eval
+
+
 class Config(Section):
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
@@ -186,6 +195,7 @@ class Config(Section):
     cues: CuesConfig = Field(default_factory=CuesConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     train: TrainSection = Field(default_factory=TrainSection)
+    eval: EvalSection = Field(default_factory=EvalSection)
 
 
 def _set_dotted(tree: dict, dotted: str, value: Any) -> None:

@@ -1,0 +1,18 @@
+"""Prefect flow: evaluate a trained TeSO run under every audio condition (pipeline.eval_stage)."""
+from __future__ import annotations
+
+from prefect import flow
+
+from pipeline.config import Config
+from pipeline.eval_stage import run_eval
+
+
+@flow(name="eval", log_prints=True)
+def eval_flow(cfg: Config) -> dict:
+    results = run_eval(cfg)
+    for name, r in results["conditions"].items():
+        shown = {k: round(v, 4) for k, v in r.items() if isinstance(v, float)}
+        print(f"{name}: {shown}")
+    if "cue_recognition" in results:
+        print(f"cue recognition: {results['cue_recognition']}")
+    return results
