@@ -324,6 +324,10 @@ def _train(
         num_workers=cfg.num_workers,
         collate_fn=collate,
         pin_memory=ctx.device.type == "cuda",
+        # Forked workers die at start-up in a process that has run a Prefect flow (its server and
+        # logging threads); forkserver workers start clean. Workers are not persistent, so each
+        # epoch's set_epoch() reaches the fresh copies of the dataset.
+        multiprocessing_context="forkserver" if cfg.num_workers > 0 else None,
     )
     if len(loader) == 0:
         raise ValueError("the training set is empty")

@@ -62,6 +62,13 @@ class FeatureStore:
         self._lookup: dict[tuple, tuple[str, int, tuple[int, ...], list | None]] | None = None
         self._maps: dict[str, np.ndarray] = {}
 
+    def __getstate__(self) -> dict:
+        # DataLoader workers receive a pickled copy: send paths, not memory maps or the index,
+        # which each worker rebuilds lazily (an mmap pickles as a full copy of its data).
+        state = dict(self.__dict__)
+        state["_lookup"], state["_maps"] = None, {}
+        return state
+
     # -- writing ------------------------------------------------------------------------------
     def write(self, rows: list[dict], arrays: list[np.ndarray | None]) -> Path | None:
         """Append one batch: `rows[i]` holds the key columns plus kind/variant/encoder/weights/

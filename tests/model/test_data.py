@@ -139,7 +139,8 @@ def test_augmentation_is_deterministic_per_seed_epoch_index(data):
     assert any(not torch.equal(m, a[i]["mask"]) for i, m in enumerate(first))
     # Workers get copies of the dataset: the draw must not depend on which process loads an item.
     a.set_epoch(5)
-    (loaded,) = list(DataLoader(a, batch_size=len(a), num_workers=2, collate_fn=collate))  # drained: clean worker exit
+    loader = DataLoader(a, batch_size=len(a), num_workers=2, collate_fn=collate, multiprocessing_context="forkserver")
+    (loaded,) = list(loader)
     assert torch.equal(loaded["pixel_values"], torch.stack([b[i]["pixel_values"] for i in range(len(b))]))
     # augment=False (or train=False) gives the plain resize.
     no_aug = make(data, image_size=32, train=True, augment=False)

@@ -76,3 +76,14 @@ def test_read_memory_does_not_grow_with_stored_videos(tmp_path):
         peaks.append(_read_peak(store(tmp_path / str(n)), [("d", "v1s", f"u{i}", "normal") for i in range(0, 50, 5)]))
     # reading 10 items costs the same whether 50 or 1000 videos (1000 x 5 KB) are stored
     assert peaks[1] < peaks[0] * 1.5 + 64 * 1024
+
+
+def test_pickled_store_sends_paths_not_data(tmp_path):
+    import pickle
+
+    s = store(tmp_path)
+    s.write(audio_rows(["a"]), [np.ones((10, 128), np.float32)])
+    s.get(("d", "v1s", "a", "normal"))  # maps the shard in this process
+    blob = pickle.dumps(s)
+    assert len(blob) < 5000  # the 5 KB array is not in it
+    np.testing.assert_array_equal(pickle.loads(blob).get(("d", "v1s", "a", "normal")), np.ones((10, 128)))
