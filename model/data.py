@@ -156,7 +156,7 @@ class AVSFrameDataset(Dataset):
 
     def _cues(self, sample: FrameSample) -> tuple[np.ndarray, np.ndarray]:
         cues, valid = self.text_lookup(sample.text_key)
-        cues, valid = np.asarray(cues, dtype=np.float32), np.asarray(valid)
+        cues, valid = np.array(cues, dtype=np.float32), np.asarray(valid)  # a copy: stores hand out read-only maps
         if cues.ndim != 2 or valid.shape != cues.shape[:1] or valid.dtype != np.bool_:
             raise ValueError(
                 f"text cues of {sample.uid}/{sample.frame} must be (N_T, d) floats with an (N_T,) bool mask, "
