@@ -7,6 +7,7 @@
     teso features --config configs/demo.yaml audio + text-cue features -> feature store
     teso train --config configs/demo.yaml    train TeSO (checkpoints, resume, best-on-val)
     teso eval --config configs/demo.yaml     AVSBench metrics + audio-control test + cue recognition
+    teso score --pred DIR --gt DIR           AVSBench metrics for any method's PNG masks
     teso sql ["SELECT ..."]                  query the caches (no query: list the views)
 
 Every stage command takes `--config configs/NAME.yaml` plus `key.sub=value` overrides; the config
@@ -110,6 +111,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    import json
+
+    from pipeline.score import score_folders
+
+    try:
+        report = score_folders(args.pred, args.gt, args.threshold, args.semantic, args.num_classes)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"teso score: {exc}", file=sys.stderr)
+        return 2
+    shown = {k: v for k, v in report.metrics.items() if not isinstance(v, dict)}
+    print(f"{report.frames} frames in {report.videos} videos: " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items()))
+    if report.missing:
+        print(f"{len(report.missing)} predictions missing (scored as empty), e.g. {report.missing[:3]}")
+    if report.resized:
+        print(f"{len(report.resized)} predictions resized to their ground truth's size, e.g. {report.resized[:3]}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.__dict__, indent=2, default=str))
+    return 0
+
+
 def cmd_sql(args: argparse.Namespace) -> int:
     from pipeline.sql_views import connect, describe_views
 
@@ -161,6 +183,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("eval", help="metrics under normal/mute/noise audio, cue recognition, grids")
     _add_config_args(evaluate)
     evaluate.set_defaults(func=cmd_eval)
+
+    score = sub.add_parser("score", help="AVSBench metrics for predicted PNG masks of any method")
+    score.add_argument("--pred", required=True, type=Path, help="predicted masks, same relative paths as --gt")
+    score.add_argument("--gt", required=True, type=Path, help="ground-truth masks; the parent folder is the video")
+    score.add_argument("--threshold", type=float, default=0.5, help="mIoU binarisation (AVSBench 0.5; GAVS/TeSO 0.4)")
+    score.add_argument("--semantic", action="store_true", help="class-index masks: AVSS per-class metrics")
+    score.add_argument("--num-classes", type=int, default=71)
+    score.add_argument("--json", help="also write the report as JSON here")
+    score.set_defaults(func=cmd_score)
 
     sql = sub.add_parser("sql", help="query the caches with DuckDB SQL")
     sql.add_argument("query", nargs="?", help="SQL; omit to list the views and their columns")
