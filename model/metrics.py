@@ -47,13 +47,15 @@ def _video_mean(values: torch.Tensor, video_index: torch.Tensor | None, valid: t
 
 def frame_iou(pred: torch.Tensor, gt: torch.Tensor, threshold: float = 0.5, from_logits: bool = True) -> torch.Tensor:
     """(N,) per-frame IoU with AVSBench's empty-ground-truth rule."""
-    p = _probs(pred, from_logits) > threshold  # (N, H, W)
-    g = gt.bool()
-    hw = p.shape[-1] * p.shape[-2]
-    inter = (p & g).flatten(1).sum(1).double()
-    union = (p | g).flatten(1).sum(1).double()
-    empty = g.flatten(1).sum(1) == 0
-    inter = torch.where(empty, (~p & ~g).flatten(1).sum(1).double(), inter)
+    p = (_probs(pred, from_logits) > threshold).flatten(1)  # (N, HW)
+    g = gt.flatten(1) != 0
+    hw = p.shape[1]
+    # three reductions instead of four masks: |P∪G| = |P| + |G| - |P∩G|, |¬P∩¬G| = HW - |P∪G|
+    inter = (p & g).sum(1).double()
+    n_pred, n_gt = p.sum(1).double(), g.sum(1).double()
+    union = n_pred + n_gt - inter
+    empty = n_gt == 0
+    inter = torch.where(empty, hw - n_pred, inter)
     union = torch.where(empty, torch.full_like(union, hw), union)
     return inter / (union + 1e-7)
 
@@ -75,11 +77,12 @@ def frame_fscore_curves(pred, gt, from_logits: bool = True, n: int = N_THRESHOLD
     g = gt.bool().flatten(1)
     th = thresholds(n)
     # rank[k] = number of thresholds <= p[k]: the pixel is positive for exactly thresholds 0..rank-1
-    rank = torch.searchsorted(th, p.contiguous(), right=True)  # (N, HW) in [0, n]
+    rank = torch.searchsorted(th, p.contiguous(), right=True, out_int32=True)  # (N, HW) in [0, n]
     frames = p.shape[0]
-    offset = (torch.arange(frames) * (n + 1))[:, None]
-    hist_all = torch.bincount((rank + offset).flatten(), minlength=frames * (n + 1)).view(frames, n + 1)
-    hist_tp = torch.bincount((rank + offset)[g], minlength=frames * (n + 1)).view(frames, n + 1)
+    # int32 indices and a weighted count (not a boolean gather) keep the two bincounts cheap
+    idx = (rank + (torch.arange(frames, dtype=torch.int32) * (n + 1))[:, None]).flatten()
+    hist_all = torch.bincount(idx, minlength=frames * (n + 1)).view(frames, n + 1)
+    hist_tp = torch.bincount(idx, weights=g.flatten().double(), minlength=frames * (n + 1)).view(frames, n + 1)
     # positives at threshold t = pixels whose rank > t: reversed cumulative sum, dropping rank 0
     pos = hist_all.flip(1).cumsum(1).flip(1)[:, 1:].double()  # (N, n)
     tp = hist_tp.flip(1).cumsum(1).flip(1)[:, 1:].double()
