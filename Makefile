@@ -27,7 +27,7 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
-demo: setup data index
+demo: setup data index captions cues
 
 data: setup
 	$(TESO) data synth --config $(CONFIG) $(ARGS)

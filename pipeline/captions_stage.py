@@ -18,6 +18,7 @@ from pipeline.config import Config
 from pipeline.manifest_stage import load_manifest
 from pipeline.model_identity import model_identity
 from pipeline.prompts import load_template
+from pipeline.reference_captions import DESCRIPTIONS_FILE
 
 STAGE = "captions"
 STAGE_VERSION = 1  # bump when this stage's output for the same inputs changes
@@ -55,7 +56,7 @@ def _gen_params(cfg: Config) -> dict:
 def _model_inputs(cfg: Config) -> dict:
     c = cfg.captions
     if c.backend == "reference":
-        path = Path(cfg.dataset.root) / "scene_descriptions.jsonl"
+        path = Path(cfg.dataset.root) / DESCRIPTIONS_FILE
         return {"descriptions": model_identity(str(path))}
     return model_identity(c.model)
 
@@ -81,11 +82,13 @@ def frame_keys(cfg: Config) -> pa.Table:
 
 
 def make_captioner(cfg: Config):
-    from pipeline.captioner import build_captioner
-
     c = cfg.captions
     if c.backend == "reference":
-        return build_captioner("reference", dataset_root=cfg.dataset.root)
+        from pipeline.reference_captions import ReferenceCaptioner
+
+        return ReferenceCaptioner(cfg.dataset.root)
+    from pipeline.captioner import build_captioner
+
     instruction = load_template(c.prompt).text.strip()
     common = dict(model=c.model, dtype=c.dtype, max_new_tokens=c.max_new_tokens, instruction=instruction)
     if c.backend == "hf":
@@ -140,7 +143,7 @@ def caption_batch(cfg: Config, captioner, batch: pa.Table) -> pa.Table:
                 results[i] = (None, None, "error", f"{type(exc).__name__}: {exc}")
     per_item = (time.perf_counter() - t0) / max(1, len(keys))
     prompt = None if c.backend == "reference" else load_template(c.prompt)
-    model_name = "reference:scene_descriptions.jsonl" if c.backend == "reference" else c.model
+    model_name = f"reference:{DESCRIPTIONS_FILE}" if c.backend == "reference" else c.model
     gen = json.dumps(_gen_params(cfg), sort_keys=True)
     rows = []
     for key, (text, n_tokens, status, error) in zip(keys, results):
