@@ -27,7 +27,7 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
-demo: setup data index captions cues
+demo: setup data index captions cues features
 
 data: setup
 	$(TESO) data synth --config $(CONFIG) $(ARGS)

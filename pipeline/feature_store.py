@@ -73,31 +73,30 @@ class FeatureStore:
     def write(self, rows: list[dict], arrays: list[np.ndarray | None]) -> Path | None:
         """Append one batch: `rows[i]` holds the key columns plus kind/variant/encoder/weights/
         status/error (and `valid` for text); `arrays[i]` is its float32 array, None for error rows.
-        All arrays in a batch must share one shape (they go into one shard)."""
+        Items of one shape share a shard (5 s and 10 s videos give two)."""
         if len(rows) != len(arrays):
             raise ValueError("rows and arrays differ in length")
-        good = [a for a in arrays if a is not None]
-        shard_name = None
-        if good:
-            shapes = {a.shape for a in good}
-            if len(shapes) != 1:
-                raise ValueError(f"one batch must share one item shape, got {sorted(shapes)}")
-            stacked = np.stack([np.asarray(a, dtype=np.float32) for a in good])  # (n, *shape)
+        by_shape: dict[tuple, list[int]] = {}
+        for i, arr in enumerate(arrays):
+            if arr is not None:
+                by_shape.setdefault(tuple(arr.shape), []).append(i)
+        place: dict[int, tuple[str, int]] = {}
+        for members in by_shape.values():
+            stacked = np.stack([np.asarray(arrays[i], dtype=np.float32) for i in members])  # (n, *shape)
             shard_name = f"{uuid.uuid4().hex}.npy"
             self.shard_dir.mkdir(parents=True, exist_ok=True)
             with atomic_path(self.shard_dir / shard_name) as tmp:
                 with open(tmp, "wb") as fh:
                     np.save(fh, stacked)
-        offset = 0
+            place.update({i: (shard_name, offset) for offset, i in enumerate(members)})
         out = []
-        for row, arr in zip(rows, arrays):
+        for i, (row, arr) in enumerate(zip(rows, arrays)):
             rec = dict(row)
             if arr is None:
                 rec.update(shard=None, offset=None, shape=None)
                 rec.setdefault("status", "error")
             else:
-                rec.update(shard=shard_name, offset=offset, shape=list(arr.shape))
-                offset += 1
+                rec.update(shard=place[i][0], offset=place[i][1], shape=list(arr.shape))
                 rec.setdefault("status", "ok")
             if rec.get("valid") is not None:
                 rec["n_valid"] = int(sum(rec["valid"]))

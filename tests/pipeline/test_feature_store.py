@@ -50,9 +50,12 @@ def test_text_validity_mask(tmp_path):
     assert s.table.read()["n_valid"].to_pylist() == [2]
 
 
-def test_mixed_shapes_in_one_batch_rejected(tmp_path):
-    with pytest.raises(ValueError, match="one item shape"):
-        store(tmp_path).write(audio_rows(["a", "b"]), [np.zeros((5, 128)), np.zeros((10, 128))])
+def test_mixed_shapes_in_one_batch_go_to_separate_shards(tmp_path):
+    s = store(tmp_path)
+    s.write(audio_rows(["a", "b", "c"]), [np.zeros((5, 128)), np.ones((10, 128)), np.full((5, 128), 2.0)])
+    assert [s.get(("d", "v1s", u, "normal")).shape for u in "abc"] == [(5, 128), (10, 128), (5, 128)]
+    assert s.get(("d", "v1s", "c", "normal"))[0, 0] == 2.0
+    assert len(list(s.shard_dir.glob("*.npy"))) == 2
 
 
 def _read_peak(s, keys):
