@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
-	@if [ -x scripts/install_wordnet.sh ]; then scripts/install_wordnet.sh $(VENV)/nltk_data; fi
+	scripts/install_wordnet.sh $(VENV)/nltk_data || echo "WARNING: WordNet could not be installed; the noun-parser cues (cues.backend=nouns) will stop with a clear error"
 	touch $@
 
 setup: $(VENV)/.installed
