@@ -97,6 +97,7 @@ class CacheTable:
         self.schema = pa.schema(list(schema) + extra)
         self.lock_timeout_s = lock_timeout_s
         self._lock_path = self.path / ".lock"
+        self._part_keys: dict[str, pa.Table] = {}  # part name -> its key columns; parts are immutable
         self._check_or_init_meta()
 
     # -- metadata -----------------------------------------------------------------------------
@@ -148,7 +149,15 @@ class CacheTable:
         return pads.dataset([str(p) for p in parts], schema=self.schema, format="parquet").to_table(columns=columns)
 
     def keys(self) -> pa.Table:
-        return self.read(columns=list(self.key_columns))
+        """Key columns of every part. Parts never change once written, so each is read once per
+        object: the per-batch checks of a long run cost the new parts, not all of them."""
+        parts = self.parts()
+        key_schema = pa.schema([self.schema.field(k) for k in self.key_columns])
+        for part in parts:
+            if part.name not in self._part_keys:
+                self._part_keys[part.name] = pq.read_table(part, columns=list(self.key_columns), schema=self.schema).cast(key_schema)
+        tables = [self._part_keys[p.name] for p in parts]
+        return pa.concat_tables(tables) if tables else key_schema.empty_table()
 
     def __len__(self) -> int:
         return sum(pq.ParquetFile(p).metadata.num_rows for p in self.parts())
@@ -159,7 +168,6 @@ class CacheTable:
         present = self.keys()
         if present.num_rows == 0 or candidates.num_rows == 0:
             return candidates
-        present = present.cast(pa.schema([self.schema.field(k) for k in keys]))
         cand_keys = candidates.select(keys).cast(present.schema)
         marked = cand_keys.append_column("__row", pa.array(range(candidates.num_rows), pa.int64()))
         left = marked.join(present, keys=keys, join_type="left anti")
