@@ -35,7 +35,6 @@ from transformers.utils import logging as hf_logging
 
 from model.config import TeSOConfig
 from model.data import AVSFrameDataset, FrameSample, collate
-from model.losses import binary_targets
 from model.segmenter import TeSOSegmenter
 from model.train import TrainConfig, batch_loss, train
 

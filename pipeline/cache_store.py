@@ -139,9 +139,6 @@ class CacheTable:
     def parts(self) -> list[Path]:
         return sorted(self.path.glob("part-*.parquet"))
 
-    def glob(self) -> str:
-        return str(self.path / "part-*.parquet")
-
     def read(self, columns: Sequence[str] | None = None) -> pa.Table:
         parts = self.parts()
         if not parts:

@@ -21,7 +21,3 @@ def get_worker(key: str, build: Callable[[], Any]) -> Any:
             loads += 1
         return _workers[key]
 
-
-def clear() -> None:
-    with _lock:
-        _workers.clear()

@@ -4,7 +4,6 @@ import shutil
 import pytest
 
 from flows.cli import main
-from pipeline.cache_store import CacheTable
 from pipeline.config import load_config
 from pipeline.manifest_stage import manifest_table
 
