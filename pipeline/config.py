@@ -184,6 +184,7 @@ class EvalSection(Section):
     threshold: float = Field(0.4, gt=0, lt=1)  # mIoU binarisation (GAVS/TeSO code 0.4; AVSBench 0.5)
     grids: int = Field(8, ge=0)  # qualitative PNG grids written
     out_dir: Path | None = None  # default: {train.out_dir}/eval
+    cue_filter: bool = False  # Table 6 "baseline filter": keep only predicted classes the cues name (AVSS)
 
 
 class Config(Section):

@@ -92,11 +92,24 @@ def binary_metrics(res: ConditionOutputs, threshold: float) -> dict:
     }
 
 
-def semantic_metrics_table(res: ConditionOutputs, num_classes: int, class_names: dict[int, str]) -> dict:
+def cue_filter(scores: torch.Tensor, cues: list[str], class_names: dict[int, str]) -> torch.Tensor:
+    """The "baseline filter" of the paper's Table 6: a model without text, whose predicted classes
+    are intersected with the reasoner's cues at evaluation. Classes not named by any cue get score
+    0 (background always stays); scores (C, H, W)."""
+    from pipeline.cue_parser import normalize_cue
+
+    named = {normalize_cue(c) or c for c in cues}
+    keep = torch.tensor([c == 0 or (normalize_cue(class_names.get(c, "")) or class_names.get(c)) in named for c in range(scores.shape[0])])
+    return scores * keep[:, None, None]
+
+
+def semantic_metrics_table(res: ConditionOutputs, num_classes: int, class_names: dict[int, str], cues: dict[tuple, list[str]] | None = None) -> dict:
+    """AVSS metrics; with `cues`, each frame's scores are cue-filtered first (Table 6)."""
     from model.metrics import semantic_metrics
 
     idx = [i for i, m in enumerate(res.has_mask) if m]
-    preds = torch.stack([res.scores[i].argmax(0) for i in idx])
+    scores = [res.scores[i] if cues is None else cue_filter(res.scores[i], cues.get(res.keys[i], []), class_names) for i in idx]
+    preds = torch.stack([s.argmax(0) for s in scores])
     gts = torch.stack([res.gts[i] for i in idx])
     out = semantic_metrics(preds, gts, num_classes)
     out["frames"] = len(idx)
@@ -201,6 +214,8 @@ def run_eval(cfg: Config) -> dict:
     model, ckpt = load_trained(cfg, base, e.checkpoint)
     model.to(device)
     num_labels = model.config.num_labels
+    if e.cue_filter and num_labels == 1:
+        raise ValueError("eval.cue_filter needs a semantic model (train.model.num_labels > 1): binary masks carry no class to filter")
     class_names = {v - 1: k for k, v in read_label2idx(cfg.dataset.root).items()}
     out_dir = Path(e.out_dir) if e.out_dir else Path(cfg.train.out_dir) / "eval"
     results: dict = {"checkpoint": str(ckpt), "split": e.split, "threshold": e.threshold, "conditions": {}}
@@ -217,7 +232,8 @@ def run_eval(cfg: Config) -> dict:
         if num_labels == 1:
             results["conditions"][name] = binary_metrics(outputs[name], e.threshold)
         else:
-            results["conditions"][name] = semantic_metrics_table(outputs[name], num_labels, class_names)
+            filt = _ranked_cues_rec1(cfg) if e.cue_filter else None
+            results["conditions"][name] = semantic_metrics_table(outputs[name], num_labels, class_names, filt)
         results["conditions"][name]["skipped_without_features"] = skipped
     normal = results["conditions"].get("normal")
     if normal:

@@ -17,3 +17,15 @@ def test_hand_computed_average_precision():
 def test_mean_skips_frames_without_sounding_objects():
     value, counted = mean_average_precision([(["dog"], ["dog"]), (["car"], []), ([], ["bell"])])
     assert counted == 2 and value == pytest.approx(0.5)
+
+
+def test_baseline_cue_filter_keeps_named_classes_and_background():
+    import torch
+
+    from pipeline.eval_stage import cue_filter
+
+    scores = torch.ones(4, 2, 2)  # background, dog, guitar, piano
+    names = {0: "background", 1: "dog", 2: "guitar", 3: "piano"}
+    out = cue_filter(scores, ["Dogs", "piano"], names)
+    assert out[:, 0, 0].tolist() == [1.0, 1.0, 0.0, 1.0]
+    assert cue_filter(scores, [], names)[:, 0, 0].tolist() == [1.0, 0.0, 0.0, 0.0]

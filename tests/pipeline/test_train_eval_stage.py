@@ -78,3 +78,17 @@ def test_eval_writes_metrics_for_every_condition(cfg):
     got = connect(cfg.cache.root).execute("SELECT condition, metric FROM metrics WHERE metric IN ('miou', 'fscore') ORDER BY ALL").fetchall()
     assert got == [("mute", "fscore"), ("mute", "miou"), ("normal", "fscore"), ("normal", "miou")]
     assert len(metrics_table(cfg)) >= 4
+
+
+def test_semantic_model_with_the_baseline_cue_filter(cfg, tmp_path):
+    semantic = cfg.model_copy(deep=True)
+    semantic.train.model = {**cfg.train.model, "num_labels": 11}  # background + the 10 synthetic classes
+    semantic.train.out_dir = tmp_path / "semantic"
+    semantic.train.recipe = {**cfg.train.recipe, "epochs": 1}
+    semantic.train.val_split = None
+    semantic.eval.cue_filter = True
+    run_training(semantic)
+    results = run_eval(semantic)
+    r = results["conditions"]["normal"]
+    assert {"miou", "fscore", "miou_nobg", "fscore_nobg", "per_class_miou"} <= set(r)
+    assert 0.0 <= r["miou"] <= 1.0
