@@ -53,7 +53,7 @@ N_THRESHOLDS = 255  # `pr_num` in Eval_Fmeasure
 IOU_EPS = 1e-7  # mask_iou's eps
 PR_EPS = 1e-20  # _eval_pr's guard against empty predictions
 SEMANTIC_EPS = 2.220446049250313e-16  # _batch_miou_fscore's guard (numpy's float64 eps)
-BLOCK_PIXELS = 1 << 20  # pixels per block of frames: small enough that a block's temporaries stay in cache
+BLOCK_PIXELS = 1 << 19  # pixels per block of frames: small enough that a block's temporaries stay in cache (measured best of 2^17..2^21)
 
 VideoIndex = torch.Tensor | Sequence[int] | None
 
@@ -63,14 +63,23 @@ def thresholds() -> torch.Tensor:
     return torch.linspace(0, 1 - 1e-10, N_THRESHOLDS)
 
 
-def _check_maps(pred: torch.Tensor, gt: torch.Tensor, what: str) -> None:
+def _check_maps(pred: torch.Tensor, gt: torch.Tensor, what: str) -> tuple[int, int]:
+    """Shape checks shared by all metrics; returns (N, H*W)."""
     for name, t in (("pred", pred), ("gt", gt)):
         if not isinstance(t, torch.Tensor):
-            raise ValueError(f"{what}: {name} must be a torch.Tensor, got {type(t).__name__}")
+            raise TypeError(f"{what}: {name} must be a torch.Tensor, got {type(t).__name__}")
     if pred.dim() != 3 or pred.shape != gt.shape:
         raise ValueError(f"{what}: pred and gt must both be (N, H, W) with the same shape, got {tuple(pred.shape)} and {tuple(gt.shape)}")
-    if pred.shape[0] == 0 or pred.shape[1] * pred.shape[2] == 0:
+    if pred.numel() == 0:
         raise ValueError(f"{what}: no pixels to evaluate (shape {tuple(pred.shape)})")
+    return pred.shape[0], pred.shape[1] * pred.shape[2]
+
+
+def _check_binary(pred: torch.Tensor, gt: torch.Tensor) -> tuple[int, int]:
+    n, hw = _check_maps(pred, gt, "binary metrics")
+    if not pred.is_floating_point() or pred.is_complex():
+        raise ValueError(f"pred must hold float logits or probabilities, got dtype {pred.dtype}")
+    return n, hw
 
 
 def _blocks(n: int, hw: int) -> Iterator[slice]:
@@ -79,11 +88,13 @@ def _blocks(n: int, hw: int) -> Iterator[slice]:
         yield slice(start, min(start + step, n))
 
 
-def _binary_blocks(pred: torch.Tensor, gt: torch.Tensor, from_logits: bool) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
-    """Blocks of frames as (rows, probabilities (f, HW) float32, ground truth (f, HW) bool), validated."""
-    _check_maps(pred, gt, "binary metrics")
-    if pred.is_complex() or not pred.is_floating_point():
-        raise ValueError(f"pred must hold float logits or probabilities, got dtype {pred.dtype}")
+def _binary_blocks(pred: torch.Tensor, gt: torch.Tensor, from_logits: bool) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Validated blocks of frames: (rows, probabilities (f, HW) float32, their bit patterns (f, HW)
+    int32, ground truth (f, HW) int32 0/1).
+
+    For probabilities in [0, 1] the float32 bit pattern read as an int32 orders like the value, so
+    threshold tests become integer subtractions and shifts (cheaper than comparisons on CPU) with
+    exactly the reference's float32 outcome."""
     n, hw = pred.shape[0], pred.shape[1] * pred.shape[2]
     pred, gt = pred.detach().cpu().reshape(n, hw), gt.detach().cpu().reshape(n, hw)
     for rows in _blocks(n, hw):
@@ -95,17 +106,27 @@ def _binary_blocks(pred: torch.Tensor, gt: torch.Tensor, from_logits: bool) -> I
             if from_logits:
                 raise ValueError("pred contains NaN logits")
             raise ValueError(f"probabilities must lie in [0, 1], found values in [{float(lo)}, {float(hi)}] (logits? pass from_logits=True)")
+        bits = p.view(torch.int32)
+        if not from_logits:
+            bits = bits & 0x7FFFFFFF  # -0.0 (sign bit set) orders as +0.0
         g = gt[rows]
-        if g.dtype != torch.bool:
-            if g.is_floating_point():
+        if g.dtype == torch.bool:
+            g = g.view(torch.uint8).to(torch.int32)
+        else:
+            if g.is_floating_point() or g.is_complex():
                 binary = bool(((g == 0) | (g == 1)).all())
             else:
                 lo, hi = torch.aminmax(g)
                 binary = bool(lo >= 0 and hi <= 1)
             if not binary:
                 raise ValueError("gt must be a binary mask of 0/1 values (divide 0/255 PNG masks by 255 first)")
-            g = g != 0
-        yield rows, p, g
+            g = g.to(torch.int32)
+        yield rows, p, bits, g
+
+
+def _float_bits(x: torch.Tensor | float) -> torch.Tensor:
+    """float32 value(s) as their int32 bit patterns."""
+    return torch.as_tensor(x, dtype=torch.float32).view(torch.int32)
 
 
 def _check_threshold(threshold: float) -> float:
@@ -120,15 +141,18 @@ def frame_iou(pred: torch.Tensor, gt: torch.Tensor, threshold: float = 0.5, from
 
     pred: (N, H, W) logits (or probabilities with from_logits=False); gt: (N, H, W) 0/1 or bool."""
     threshold = _check_threshold(threshold)
-    n, hw = pred.shape[0], pred.shape[1] * pred.shape[2] if pred.dim() == 3 else 0
+    n, hw = _check_binary(pred, gt)
+    thr_bits = int(_float_bits(threshold))  # the reference compares in float32
     inter = torch.empty(n, dtype=torch.int64)
     n_pred = torch.empty(n, dtype=torch.int64)
     n_gt = torch.empty(n, dtype=torch.int64)
-    for rows, p, g in _binary_blocks(pred, gt, from_logits):
-        above = p > threshold  # (f, HW)
-        inter[rows] = (above & g).sum(1)
-        n_pred[rows] = above.sum(1)
-        n_gt[rows] = g.sum(1)
+    for rows, _, bits, g in _binary_blocks(pred, gt, from_logits):
+        above = thr_bits - bits  # (f, HW) negative exactly where p > threshold
+        above >>= 31  # -1 (all bits set) where p > threshold, else 0
+        n_pred[rows] = above.sum(1, dtype=torch.int32).neg()
+        above &= g
+        inter[rows] = above.sum(1, dtype=torch.int32)
+        n_gt[rows] = g.sum(1, dtype=torch.int32)
     # |P∪G| = |P| + |G| - |P∩G|; with an empty G the frame scores |¬P∩¬G| / HW = (HW - |P|) / HW
     union = n_pred + n_gt - inter
     empty = n_gt == 0
@@ -139,20 +163,22 @@ def frame_iou(pred: torch.Tensor, gt: torch.Tensor, threshold: float = 0.5, from
 
 def _fscore_curves(pred: torch.Tensor, gt: torch.Tensor, from_logits: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, 255) float64 F curves and (N,) ground-truth pixel counts."""
-    th = thresholds()
-    n = pred.shape[0]
+    th_bits = _float_bits(thresholds())  # (255,)
+    n, _ = _check_binary(pred, gt)
     hist = torch.empty(n, N_THRESHOLDS + 1, 2, dtype=torch.int64)  # per frame: pixels by threshold rank and by gt
-    for rows, p, g in _binary_blocks(pred, gt, from_logits):
+    for rows, p, bits, g in _binary_blocks(pred, gt, from_logits):
         f = p.shape[0]
-        # rank = number of thresholds <= p, so the pixel is positive for thresholds 0 .. rank-1. The
-        # nearest threshold m = round(254 p) is the only one whose side is in doubt (the thresholds lie
-        # within 1e-5 of k / 254), so one float32 comparison with it gives the exact rank.
+        # rank = number of thresholds <= p: the pixel is positive for thresholds 0 .. rank-1. The
+        # thresholds lie within 1e-5 of k / 254, so only the nearest one, m = round(254 p), can fall
+        # on either side of p; one exact float32 comparison with it (as bits) settles the rank.
         m = (p * (N_THRESHOLDS - 1)).round_().to(torch.int32)  # (f, HW) in [0, 254]
-        m += p >= th[m]
-        m += (torch.arange(f, dtype=torch.int32) * (N_THRESHOLDS + 1))[:, None]
-        m *= 2
+        below = bits - th_bits.index_select(0, m.view(-1)).view_as(m)
+        below >>= 31  # -1 where p < threshold m, else 0
+        m += below
+        m += (torch.arange(f, dtype=torch.int32) * (N_THRESHOLDS + 1) + 1)[:, None]  # rank, offset by frame
+        m <<= 1
         m += g  # key = (frame, rank, gt) flattened
-        hist[rows] = torch.bincount(m.flatten(), minlength=f * (N_THRESHOLDS + 1) * 2).view(f, N_THRESHOLDS + 1, 2)
+        hist[rows] = torch.bincount(m.view(-1), minlength=f * (N_THRESHOLDS + 1) * 2).view(f, N_THRESHOLDS + 1, 2)
     # pixels positive at threshold k are those of rank > k: a cumulative sum from the top rank down
     above = hist.flip(1).cumsum(1).flip(1)[:, 1:].double()  # (N, 255, 2)
     tp = above[..., 1]
@@ -199,7 +225,7 @@ def binary_miou(pred: torch.Tensor, gt: torch.Tensor, threshold: float = 0.5, vi
 
     pred: (N, H, W) logits (probabilities with from_logits=False); gt: (N, H, W) 0/1 or bool;
     video_index: (N,) integer video label per frame (None = all frames are one video)."""
-    vid = _video_ids(video_index, pred.shape[0] if isinstance(pred, torch.Tensor) and pred.dim() == 3 else -1)
+    vid = _video_ids(video_index, _check_binary(pred, gt)[0])
     per_video, _ = _video_means(frame_iou(pred, gt, threshold, from_logits), vid)
     return float(per_video.mean())
 
@@ -212,7 +238,7 @@ def binary_fscore(pred: torch.Tensor, gt: torch.Tensor, video_index: VideoIndex 
     out. Arguments as `binary_miou`."""
     if empty_video not in ("zero", "skip"):
         raise ValueError(f"empty_video must be 'zero' or 'skip', got {empty_video!r}")
-    vid = _video_ids(video_index, pred.shape[0] if isinstance(pred, torch.Tensor) and pred.dim() == 3 else -1)
+    vid = _video_ids(video_index, _check_binary(pred, gt)[0])
     curves, n_gt = _fscore_curves(pred, gt, from_logits)
     per_video, counts = _video_means(curves, vid, weight=n_gt > 0)  # (V, 255): empty frames carry no weight
     best = per_video.max(1).values  # a video without a non-empty frame keeps a zero curve -> 0
@@ -224,28 +250,33 @@ def binary_fscore(pred: torch.Tensor, gt: torch.Tensor, video_index: VideoIndex 
 
 
 def _semantic_counts(pred: torch.Tensor, gt: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(N, C) int64 per frame and class: intersection, predicted area, labelled area."""
-    n, hw = pred.shape[0], pred.shape[1] * pred.shape[2]
+    """(N, C) int64 per frame and class: intersection, predicted area, labelled area (ignored pixels left out)."""
+    n, hw = _check_maps(pred, gt, "semantic metrics")
+    for name, t in (("pred_class_map", pred), ("gt_class_map", gt)):
+        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+            raise ValueError(f"{name} must hold integer class indices (argmax over class scores), got dtype {t.dtype}")
     pred, gt = pred.detach().cpu().reshape(n, hw), gt.detach().cpu().reshape(n, hw)
-    c1 = num_classes + 1  # one spare bin per frame collects ignored pixels and misses
-    counts = torch.empty(3, n, num_classes, dtype=torch.int64)
+    c, rows_c = num_classes, num_classes + 1  # label rows: 0 = ignored pixel, 1 + k = class k
+    counts = torch.empty(3, n, c, dtype=torch.int64)
     for rows in _blocks(n, hw):
         p, g = pred[rows].long(), gt[rows].long()
         f = p.shape[0]
         p_lo, p_hi = torch.aminmax(p)
-        g_hi = g.max()
-        if p_lo < 0 or p_hi >= num_classes or g_hi >= num_classes:
+        g_lo, g_hi = torch.aminmax(g)
+        if p_lo < 0 or p_hi >= c or g_hi >= c:
             raise ValueError(
-                f"class indices must lie in [0, {num_classes}) (negative ground truth = ignored); "
+                f"class indices must lie in [0, {c}) (negative ground truth = ignored); "
                 f"found pred in [{int(p_lo)}, {int(p_hi)}], gt up to {int(g_hi)}"
             )
-        ignored = g < 0
-        label = g.masked_fill(ignored, num_classes)
-        p = p.masked_fill(ignored, num_classes)
-        hit = torch.where(p == label, label, num_classes)
-        offset = (torch.arange(f) * c1)[:, None]
-        for i, keys in enumerate((hit, p, label)):
-            counts[i, rows] = torch.bincount((keys + offset).flatten(), minlength=f * c1).view(f, c1)[:, :num_classes]
+        label_row = (torch.arange(f) * rows_c + 1)[:, None]  # (f, 1) first label row of each frame
+        key = g.clamp_min(-1).add_(label_row) if g_lo < 0 else g + label_row
+        key *= c
+        key += p  # key = (frame, label row, predicted class) flattened
+        # per frame, label x prediction pixel counts, the ignored-pixel row dropped
+        conf = torch.bincount(key.view(-1), minlength=f * rows_c * c).view(f, rows_c, c)[:, 1:]  # (f, C, C)
+        counts[0, rows] = conf.diagonal(dim1=1, dim2=2)
+        counts[1, rows] = conf.sum(1)
+        counts[2, rows] = conf.sum(2)
     return counts[0], counts[1], counts[2]
 
 
@@ -255,18 +286,15 @@ def semantic_metrics(pred_class_map: torch.Tensor, gt_class_map: torch.Tensor, n
     gt values < 0 mark ignored pixels. classes: "all" (faithful: mean over all num_classes, unseen
     classes counting 0) or "appeared" (mean over classes predicted or labelled somewhere).
     Returns a dict: `miou`, `fscore` (all classes), `miou_nobg`, `fscore_nobg` (class `background`
-    left out), and for the classes that occurred `per_class_miou`, `per_class_fscore` ({class: value})
-    and `class_frames` ({class: frames in which it was predicted or labelled})."""
+    left out; NaN where no class is left to average), and for the classes that occurred
+    `per_class_miou`, `per_class_fscore` ({class: value}) and `class_frames` ({class: frames in
+    which it was predicted or labelled})."""
     if classes not in ("all", "appeared"):
         raise ValueError(f"classes must be 'all' or 'appeared', got {classes!r}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
     if not 0 <= background < num_classes:
         raise ValueError(f"background must be a class index in [0, {num_classes}), got {background}")
-    _check_maps(pred_class_map, gt_class_map, "semantic metrics")
-    for name, t in (("pred_class_map", pred_class_map), ("gt_class_map", gt_class_map)):
-        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-            raise ValueError(f"{name} must hold integer class indices (argmax over class scores), got dtype {t.dtype}")
     inter, a_pred, a_lab = (a.double() for a in _semantic_counts(pred_class_map, gt_class_map, num_classes))  # (N, C)
     union = a_pred + a_lab - inter
     iou = inter / (union + SEMANTIC_EPS)
@@ -280,7 +308,7 @@ def semantic_metrics(pred_class_map: torch.Tensor, gt_class_map: torch.Tensor, n
     no_bg[background] = False
 
     def mean(values: torch.Tensor, sel: torch.Tensor) -> float:
-        return float(values[sel].mean()) if bool(sel.any()) else 0.0
+        return float(values[sel].mean()) if bool(sel.any()) else float("nan")  # no class to average
 
     seen = [c for c in range(num_classes) if frames[c] > 0]
     return {
