@@ -93,16 +93,7 @@ def make_captioner(cfg: Config):
     common = dict(model=c.model, dtype=c.dtype, max_new_tokens=c.max_new_tokens, instruction=instruction)
     if c.backend == "hf":
         return build_captioner("hf", device=c.device, batch_size=c.batch_size, **common)
-    v = c.vllm
-    return build_captioner(
-        "vllm",
-        tensor_parallel_size=v.tensor_parallel_size,
-        max_model_len=v.max_model_len,
-        max_num_seqs=v.max_num_seqs,
-        limit_mm_per_prompt=v.limit_mm_per_prompt,
-        gpu_memory_utilization=v.gpu_memory_utilization,
-        **common,
-    )
+    return build_captioner("vllm", **c.vllm.engine_kwargs(multimodal=True), **common)
 
 
 def _open_image(path: str) -> tuple[Image.Image | None, str | None]:

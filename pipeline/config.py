@@ -60,6 +60,11 @@ class VLLMSection(Section):
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
     limit_mm_per_prompt: dict[str, int] = Field(default_factory=lambda: {"image": 1})
 
+    def engine_kwargs(self, multimodal: bool = False) -> dict:
+        """Arguments for the vLLM backends' engine; multi-modal limits only for captioning."""
+        out = self.model_dump(exclude={"limit_mm_per_prompt"})
+        return out | {"limit_mm_per_prompt": self.limit_mm_per_prompt} if multimodal else out
+
 
 class CaptionsConfig(Section):
     backend: Literal["reference", "hf", "vllm"] = "reference"  # reference = the dataset's own descriptions

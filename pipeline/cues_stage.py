@@ -102,16 +102,7 @@ def make_reasoner(cfg: Config):
     common = dict(model=c.model, dtype=c.dtype, max_new_tokens=c.max_new_tokens)
     if c.backend == "hf":
         return build_reasoner("hf", device=c.device, batch_size=c.batch_size, **common)
-    v = c.vllm
-    return build_reasoner(
-        "vllm",
-        tensor_parallel_size=v.tensor_parallel_size,
-        max_model_len=v.max_model_len,
-        max_num_seqs=v.max_num_seqs,
-        gpu_memory_utilization=v.gpu_memory_utilization,
-        structured=c.structured,
-        **common,
-    )
+    return build_reasoner("vllm", **c.vllm.engine_kwargs(), structured=c.structured, **common)
 
 
 def _sha(text: str) -> str:

@@ -39,3 +39,18 @@ def test_vllm_requests_without_vllm():
     assert "vllm" not in sys.modules
     with pytest.raises(ValueError, match="unknown reasoning backend"):
         build_reasoner("nope")
+
+
+def test_config_engine_settings_fit_the_vllm_backends():
+    import inspect
+
+    from pipeline.captioner import VLLMCaptioner
+    from pipeline.config import load_config
+    from pipeline.reasoner import VLLMChatReasoner
+
+    cfg = load_config(None, ["captions.vllm.tensor_parallel_size=2"])
+    caption_kwargs = cfg.captions.vllm.engine_kwargs(multimodal=True)
+    assert caption_kwargs["tensor_parallel_size"] == 2 and caption_kwargs["limit_mm_per_prompt"] == {"image": 1}
+    assert set(caption_kwargs) <= set(inspect.signature(VLLMCaptioner).parameters)
+    assert set(cfg.cues.vllm.engine_kwargs()) <= set(inspect.signature(VLLMChatReasoner).parameters)
+    assert "limit_mm_per_prompt" not in cfg.cues.vllm.engine_kwargs()
