@@ -1,8 +1,14 @@
 """Captioning benchmarks on the tiny offline LLaVA (the same hf backend the real model uses):
 
-(a) batch 8 vs one image at a time, time per frame (target: batched >= 4x faster);
+(a) batch 8 vs one image at a time, time per frame (target: batched >= 4x faster), with a check
+    that both give the same captions (greedy decoding);
 (b) the captions flow on a small synthetic dataset: a re-run with nothing new vs the first run
     (target: under 5% of the first run's time; the re-run loads no model).
+
+On a CPU with a 2-layer model the batch gain comes from sharing the per-step overhead of
+`generate` (Python, small kernels) over 8 rows; on a GPU with the 7B model it comes from
+memory-bound decoding reading the weights once per step for the whole batch. The ratio measured
+here does not transfer to that setting.
 
     .venv/bin/python bench/bench_captioning.py [--quick]
 """
@@ -19,17 +25,45 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np
+import torch
 from PIL import Image
 
 from pipeline.captioner import HFLlavaCaptioner
 from tests.fixtures.tiny_models import make_tiny_llava
 
+INSTRUCTION = "Describe this picture in detail"
 
-def per_frame(captioner: HFLlavaCaptioner, images: list) -> float:
-    captioner.caption(images[: captioner.batch_size])  # warm-up
-    t0 = time.perf_counter()
-    captioner.caption(images)
-    return (time.perf_counter() - t0) / len(images)
+
+def timed_captions(captioner: HFLlavaCaptioner, images: list, repeats: int) -> tuple[float, list]:
+    """Best-of-REPEATS seconds per frame over all IMAGES (after one warm-up batch), and the captions."""
+    captioner.caption(images[: captioner.batch_size])
+    best, results = float("inf"), []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        results = captioner.caption(images)
+        best = min(best, time.perf_counter() - t0)
+    return best / len(images), results
+
+
+def batch_vs_single(llava: str, quick: bool) -> dict:
+    rng = np.random.default_rng(0)
+    n = 8 if quick else 32
+    images = [Image.fromarray(rng.integers(0, 256, (160, 160, 3), dtype=np.uint8)) for _ in range(n)]
+    kwargs = {"instruction": INSTRUCTION, "device": "cpu", "max_new_tokens": 20}
+    repeats = 1 if quick else 3
+    single, single_out = timed_captions(HFLlavaCaptioner(llava, batch_size=1, **kwargs), images, repeats)
+    batched, batched_out = timed_captions(HFLlavaCaptioner(llava, batch_size=8, **kwargs), images, repeats)
+    return {
+        "images": n,
+        "max_new_tokens": kwargs["max_new_tokens"],
+        "mean_generated_tokens": sum(r.n_tokens for r in batched_out) / n,
+        "torch_threads": torch.get_num_threads(),
+        "single_s_per_frame": single,
+        "batched_s_per_frame": batched,
+        "speedup": single / batched,
+        "same_captions": [r.text for r in single_out] == [r.text for r in batched_out],
+    }
 
 
 def noop_rerun(tmp: Path, llava: str, quick: bool) -> dict:
@@ -58,17 +92,7 @@ def noop_rerun(tmp: Path, llava: str, quick: bool) -> dict:
 def run(quick: bool = False) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-caption-") as tmp:
         llava = make_tiny_llava(Path(tmp) / "llava")
-        images = [Image.new("RGB", (160, 160), (i * 7 % 255, 80, 200)) for i in range(8 if quick else 32)]
-        kwargs = dict(model=llava, instruction="Describe this picture in detail", device="cpu", max_new_tokens=20)
-        single = per_frame(HFLlavaCaptioner(batch_size=1, **kwargs), images)
-        batched = per_frame(HFLlavaCaptioner(batch_size=8, **kwargs), images)
-        return {
-            "images": len(images),
-            "single_s_per_frame": single,
-            "batched_s_per_frame": batched,
-            "speedup": single / batched,
-            "noop": noop_rerun(Path(tmp), llava, quick),
-        }
+        return {**batch_vs_single(llava, quick), "noop": noop_rerun(Path(tmp), llava, quick)}
 
 
 if __name__ == "__main__":
