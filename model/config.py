@@ -7,7 +7,7 @@ the rows of the paper's Table 5; each comment says what the switch removes in th
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -17,6 +17,9 @@ class TeSOConfig:
     # Hub id or local folder of the segmentation foundation model; its weights stay frozen.
     foundation: str = "facebook/mask2former-swin-base-ade-semantic"
     num_labels: int = 1  # N_C: 1 for binary AVS (S4/MS3), 71 for AVSS (70 objects + background)
+    # The paper freezes the pretrained foundation. False trains it too: only for a foundation without
+    # pretrained weights (model/foundation.py's small random Mask2Former in the CPU demo).
+    freeze_foundation: bool = True
 
     # --- input features (cached by the pipeline; their encoders are frozen) ---
     audio_dim: int = 128  # VGGish embedding per second
@@ -116,3 +119,35 @@ class TrainConfig:
         ]
         if problems:
             raise ValueError("invalid TrainConfig: " + "; ".join(problems))
+
+
+@dataclass
+class SmallFoundationConfig:
+    """Widths of model/foundation.py's small random Mask2Former (the CPU demo's foundation)."""
+
+    image_size: int = 128  # Swin's nominal input size; other sizes work (windows are padded)
+    embed_dim: int = 32  # Swin stage-1 width; later stages double it
+    depths: list[int] = field(default_factory=lambda: [1, 1, 2, 1])
+    num_heads: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    window_size: int = 4
+    hidden_dim: int = 64  # pixel-decoder and query width (the real model: 256)
+    feedforward_dim: int = 128
+    encoder_layers: int = 2  # deformable-attention pixel-decoder layers
+    decoder_layers: int = 4  # 1 prediction from the raw queries, then decoder_layers - 1 masked-attention layers
+    num_attention_heads: int = 4
+    num_queries: int = 16  # the real model: 100
+    num_labels: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if len(self.depths) != 4 or len(self.num_heads) != 4:
+            problems.append("depths and num_heads need one entry per Swin stage (4)")
+        if self.hidden_dim % self.num_attention_heads:
+            problems.append(f"hidden_dim {self.hidden_dim} is not divisible by num_attention_heads {self.num_attention_heads}")
+        if any(v <= 0 for v in (self.image_size, self.embed_dim, self.window_size, self.hidden_dim, self.num_queries)):
+            problems.append("sizes must be > 0")
+        if self.decoder_layers < 2:
+            problems.append("decoder_layers must be >= 2 (the first prediction comes from the raw queries)")
+        if problems:
+            raise ValueError("invalid SmallFoundationConfig: " + "; ".join(problems))

@@ -6,9 +6,17 @@ heads and over the N_L latents:
     xi_i = mean_h mean_j  q_{h,i} . k_{h,j} / sqrt(d_head)
 
 A cue is kept where xi_i > 0 and masked otherwise; padded cue slots are always masked. The result is
-the key-padding mask of PMQS, so a cue the audio disagrees with cannot prompt any mask query.
-The mask is a hard decision and passes no gradient; the scores are returned so that evaluation can
-report which cues survived (the paper's REC#2).
+the key-padding mask of PMQS, so a cue the audio disagrees with cannot prompt any mask query; the
+scores are returned so that evaluation can report which cues survived (the paper's REC#2).
+
+How the scores learn (the paper does not say): SeDAM's attention is a softmax over the latents, which
+does not change when a constant is added to all of one cue's logits, and the hard mask passes no
+gradient, so nothing in the loss would set the sign of xi. Left alone it drifts, and once every
+cue is masked no audio reaches the queries and the model falls back to segmenting by preference (we
+saw exactly this: identical predictions under muted audio). So `straight_through_gate` turns the
+decision into a gate that is the hard 0/1 mask in the forward pass and has sigmoid(xi)'s gradient in
+the backward pass (a straight-through estimator): the loss now tells each cue's score whether
+keeping that cue would have helped. The forward computation is unchanged.
 """
 from __future__ import annotations
 
@@ -42,3 +50,11 @@ def dynamic_cue_mask(
     if enabled:
         masked = masked | (scores.detach() <= 0)
     return scores, masked
+
+
+def straight_through_gate(scores: torch.Tensor, key_padding_mask: torch.Tensor) -> torch.Tensor:
+    """(B, N_T) gate for PMQS: forward value 1 for kept cues and 0 for masked ones, exactly; backward
+    the gradient of sigmoid(xi) for every unpadded cue (see the module docstring)."""
+    soft = torch.sigmoid(scores)
+    hard = (~key_padding_mask).to(scores.dtype)
+    return hard + soft - soft.detach()

@@ -12,6 +12,12 @@ When every cue of a sample is masked, the softmax has nothing to normalise over;
 is defined as exactly zero (its queries pass through unchanged), never NaN. Masked logits are filled
 with the dtype's most negative finite value rather than -inf, so no NaN appears in the forward or the
 backward pass; the exact zero then comes from multiplying such rows by 0.
+
+The dynamic mask arrives as a `gate` (B, N_P) that is exactly 1 (kept) or 0 (dropped) in the forward
+pass but carries a straight-through gradient (model/dynamic_mask.py says why). PMQS applies it by
+renormalising: softmax over the unpadded prompts, times the gate, divided by the gated sum. With a
+0/1 gate this is the same number as the softmax over the kept prompts alone, the equation above; its
+gradient also reaches the gate of a dropped prompt (how much the loss would gain from keeping it).
 """
 from __future__ import annotations
 
@@ -33,9 +39,14 @@ class PMQS(nn.Module):
         self.proj = nn.Linear(d_in, d_query)  # F_AT to the query width; used as both key and value
 
     def forward(
-        self, queries: torch.Tensor, f_at: torch.Tensor, key_padding_mask: torch.Tensor
+        self,
+        queries: torch.Tensor,
+        f_at: torch.Tensor,
+        key_padding_mask: torch.Tensor,
+        gate: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """queries (B, N_Q, d_query); f_at (B, N_P, d_in); key_padding_mask (B, N_P) bool, True = masked.
+        """queries (B, N_Q, d_query); f_at (B, N_P, d_in); key_padding_mask (B, N_P) bool, True = masked;
+        gate (B, N_P) float, forward values 0 or 1 (None = keep every unmasked prompt).
 
         Returns the prompted queries (B, N_Q, d_query) and the attention weights (B, h, N_Q, N_P);
         rows of a sample whose prompts are all masked are zero.
@@ -56,9 +67,15 @@ class PMQS(nn.Module):
             logits = q @ prompts.transpose(-2, -1) / math.sqrt(d_head)  # (B, h, N_Q, N_P)
         else:
             logits = queries.new_zeros(B, h, N_Q, N_P)
-        masked = key_padding_mask[:, None, None, :]  # (B, 1, 1, N_P)
-        logits = logits.masked_fill(masked, torch.finfo(logits.dtype).min)
-        any_kept = (~key_padding_mask).any(dim=1).to(logits.dtype)[:, None, None, None]  # (B, 1, 1, 1)
-        attn = logits.softmax(dim=-1) * any_kept  # (B, h, N_Q, N_P)
+        if gate is None:
+            gate = (~key_padding_mask).to(logits.dtype)
+        elif gate.shape != (B, N_P):
+            raise ValueError(f"gate must be of shape {(B, N_P)}, got {tuple(gate.shape)}")
+        gate = gate.masked_fill(key_padding_mask, 0.0)[:, None, None, :]  # (B, 1, 1, N_P)
+        logits = logits.masked_fill(key_padding_mask[:, None, None, :], torch.finfo(logits.dtype).min)
+        any_kept = (gate.detach() > 0).any(dim=-1, keepdim=True).to(logits.dtype)  # (B, 1, 1, 1)
+        weights = logits.softmax(dim=-1) * gate  # (B, h, N_Q, N_P)
+        # nothing kept: the weights are all 0 and the denominator is 1, so the update is exactly 0
+        attn = weights / (weights.sum(dim=-1, keepdim=True) + (1 - any_kept))
         update = (attn @ prompts).transpose(1, 2).reshape(B, N_Q, d)  # (B, N_Q, d_query)
         return queries + update, attn

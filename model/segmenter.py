@@ -28,7 +28,7 @@ from transformers import Mask2FormerForUniversalSegmentation
 
 from model.adapters import MASK2FORMER_ADAPTER_SITES, attach_adapters
 from model.config import TeSOConfig
-from model.dynamic_mask import dynamic_cue_mask
+from model.dynamic_mask import dynamic_cue_mask, straight_through_gate
 from model.losses import SetCriterion, infonce_latent_loss
 from model.pmqs import PMQS
 from model.sedam import SeDAM
@@ -59,6 +59,8 @@ class _Prompt:
     cue_kept: torch.Tensor | None  # (B, N_T)
     f_al: torch.Tensor | None  # (B, N_L, d)
     f_al_view: torch.Tensor | None  # (B, N_L, d) second dropout view for InfoNCE
+    gate: torch.Tensor | None = None  # (B, N_P) straight-through dynamic-mask gate; None = no dynamic mask
+    pmqs_padding_mask: torch.Tensor | None = None  # (B, N_P) what PMQS masks outright (padding, with a gate)
 
 
 class TeSOSegmenter(nn.Module):
@@ -68,7 +70,7 @@ class TeSOSegmenter(nn.Module):
         self.mask2former = Mask2FormerForUniversalSegmentation.from_pretrained(
             config.foundation, num_labels=config.num_labels, ignore_mismatched_sizes=True
         )
-        self.mask2former.requires_grad_(False)
+        self.mask2former.requires_grad_(not config.freeze_foundation)
         self.mask2former.class_predictor.requires_grad_(True)  # N_C differs from the foundation's classes
         sites = MASK2FORMER_ADAPTER_SITES if adapter_sites is None else adapter_sites
         # Site -> names of the wrapped modules; the adapters themselves live inside mask2former.
@@ -134,7 +136,7 @@ class TeSOSegmenter(nn.Module):
             return None
         audio = audio if cfg.use_audio else None
         cues, cue_valid = (cues, cue_valid) if cfg.use_text else (None, None)
-        scores = None
+        scores = gate = None
         if cfg.use_sedam:
             out = self.sedam(audio, cues)
             f_at, f_al = out.f_at, out.f_al  # (B, N_P, d), (B, N_L, d)
@@ -146,6 +148,8 @@ class TeSOSegmenter(nn.Module):
                 scores, kpm = dynamic_cue_mask(
                     out.cue_queries, out.audio_keys, cue_valid, enabled=cfg.use_dynamic_mask
                 )
+                if cfg.use_dynamic_mask:
+                    gate = straight_through_gate(scores, kpm)
         else:  # "w/o SeDAM": projected cues and latent audio side by side, no crossmodal attention
             f_al = None if audio is None else self.sedam.embed_audio(audio)
             tokens, masks = [], []
@@ -158,7 +162,9 @@ class TeSOSegmenter(nn.Module):
             f_at, kpm = torch.cat(tokens, dim=1), torch.cat(masks, dim=1)  # (B, N_P, d), (B, N_P)
         cue_kept = None if cues is None else ~kpm[:, : cues.shape[1]]  # text tokens come first
         f_al_view = self.sedam.embed_audio(audio) if want_view and f_al is not None else None
-        return _Prompt(f_at, kpm, scores, cue_kept, f_al, f_al_view)
+        # With a gate, PMQS masks only the padding outright and applies the gate (the same forward).
+        kpm_pmqs = kpm if gate is None else ~cue_valid
+        return _Prompt(f_at, kpm, scores, cue_kept, f_al, f_al_view, gate, kpm_pmqs)
 
     # --- forward ---
 
@@ -226,7 +232,9 @@ class TeSOSegmenter(nn.Module):
                     "Mask2Former's decoder was not called with inputs_embeds=...; this transformers version "
                     "passes the mask queries differently and PMQS cannot be applied"
                 )
-            prompted, attention = self.pmqs(queries.transpose(0, 1), prompt.f_at, prompt.key_padding_mask)
+            prompted, attention = self.pmqs(
+                queries.transpose(0, 1), prompt.f_at, prompt.pmqs_padding_mask, prompt.gate
+            )
             record["attention"] = attention  # (B, h, N_Q, N_P)
             return args, {**kwargs, "inputs_embeds": prompted.transpose(0, 1)}  # back to (N_Q, B, d)
 
@@ -235,7 +243,8 @@ class TeSOSegmenter(nn.Module):
     # --- training helpers ---
 
     def param_groups(self, lr_visual_adapters: float = 1e-4, lr_other: float = 1e-3) -> list[dict[str, Any]]:
-        """AdamW parameter groups: the Swin adapters at a low rate, every other trainable parameter higher."""
+        """AdamW parameter groups: the Swin adapters at a low rate, every other trainable parameter higher
+        (with `freeze_foundation: false` that includes the foundation's own weights)."""
         visual = [
             p
             for name in self.adapter_names.get("visual", [])

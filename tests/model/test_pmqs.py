@@ -77,3 +77,23 @@ def test_bad_inputs_raise():
         pmqs(queries, torch.randn(B + 1, N_P, D_IN), torch.zeros(B, N_P, dtype=torch.bool))
     with pytest.raises(ValueError, match="not divisible"):
         PMQS(d_query=10, d_in=4, n_heads=3)
+
+
+def test_straight_through_gate_keeps_the_forward_and_trains_dropped_cues():
+    from model.dynamic_mask import straight_through_gate
+
+    pmqs = make(n_heads=2)
+    queries, f_at = torch.randn(B, N_Q, D), torch.randn(B, N_P, D_IN)
+    padding = torch.tensor([[False, False, False, True], [False, False, False, False]])
+    scores = torch.tensor([[0.5, -0.3, 0.2, 0.9], [-1.0, -0.2, -0.4, -0.1]], requires_grad=True)
+    dropped = padding | (scores.detach() <= 0)  # sample 1: every cue dropped
+    out, weights = pmqs(queries, f_at, padding, straight_through_gate(scores, dropped))
+    hard_out, hard_weights = pmqs(queries, f_at, dropped)
+    torch.testing.assert_close(out, hard_out)  # the same forward as the hard mask
+    torch.testing.assert_close(weights, hard_weights)
+    assert torch.equal(out[1], queries[1])  # nothing kept: exactly no update
+    out.square().sum().backward()
+    grad = scores.grad
+    assert torch.isfinite(grad).all()
+    assert grad[0, 1] != 0 and (grad[1] != 0).all()  # dropped cues learn whether keeping them helps
+    assert grad[0, 3] == 0  # padding never does

@@ -1,0 +1,68 @@
+"""A small Mask2Former (Swin backbone) built from a config and saved with `save_pretrained`.
+
+Why: no foundation weights can be downloaded on the CPU machines this project runs its demo and tests
+on. The model built here has the real structure (Swin window attention, deformable-attention pixel
+decoder, masked-attention transformer decoder), so adapters, PMQS and the losses see the same module
+names and call paths as `facebook/mask2former-swin-base-ade-semantic`, and TeSO loads it back through
+the same `from_pretrained` call the real run uses. Its weights are random: with nothing pretrained to
+preserve, a run on it trains the foundation too (`TeSOConfig.freeze_foundation: false`), which the
+demo config says next to the setting.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation, SwinConfig
+
+from model.config import SmallFoundationConfig
+
+
+def small_mask2former(cfg: SmallFoundationConfig) -> Mask2FormerForUniversalSegmentation:
+    """A randomly initialised Mask2Former of the configured widths (seeded: the same weights every time)."""
+    torch.manual_seed(cfg.seed)
+    backbone = SwinConfig(
+        image_size=cfg.image_size,
+        patch_size=4,
+        embed_dim=cfg.embed_dim,
+        depths=list(cfg.depths),
+        num_heads=list(cfg.num_heads),
+        window_size=cfg.window_size,
+        out_features=["stage1", "stage2", "stage3", "stage4"],
+    )
+    config = Mask2FormerConfig(
+        backbone_config=backbone,
+        use_timm_backbone=False,
+        num_labels=cfg.num_labels,
+        hidden_dim=cfg.hidden_dim,
+        mask_feature_size=cfg.hidden_dim,
+        feature_size=cfg.hidden_dim,
+        encoder_feedforward_dim=cfg.feedforward_dim,
+        dim_feedforward=cfg.feedforward_dim,
+        encoder_layers=cfg.encoder_layers,
+        decoder_layers=cfg.decoder_layers,
+        num_attention_heads=cfg.num_attention_heads,
+        num_queries=cfg.num_queries,
+    )
+    return Mask2FormerForUniversalSegmentation(config)
+
+
+def build_small_foundation(directory: str | Path, cfg: SmallFoundationConfig) -> Path:
+    """Build and save the model to `directory` (loadable with `from_pretrained`); returns the folder.
+
+    Idempotent: a folder already holding a model built from the same config is left as it is."""
+    path = Path(directory)
+    recipe = path / "small_foundation.json"
+    wanted = json.dumps(asdict(cfg), sort_keys=True)
+    if recipe.exists() and recipe.read_text() == wanted and (path / "config.json").exists():
+        return path
+    tmp = path.parent / f".{path.name}.tmp"
+    small_mask2former(cfg).save_pretrained(tmp)
+    (tmp / "small_foundation.json").write_text(wanted)
+    if path.exists():
+        shutil.rmtree(path)
+    tmp.rename(path)
+    return path
