@@ -37,6 +37,8 @@ from torch import nn
 from torchvggish import mel_features, vggish_params
 from torchvggish.torchvggish import VGG, make_layers
 
+from pipeline.audio_io import RESAMPLER
+
 FEATURES_VERSION = 1  # bump when the features for the same audio and weights change
 
 SAMPLE_RATE = vggish_params.SAMPLE_RATE  # 16000
@@ -183,6 +185,7 @@ class AudioEncoder(ABC):
             "log_offset": vggish_params.LOG_OFFSET,
             "example_frames": FRAMES,
             "per_second": "example t = [0.96t, 0.96(t+1)) s; pad by repeating the last, truncate extra",
+            "resampler": RESAMPLER,
         }
 
 

@@ -45,6 +45,26 @@ def test_frontend_matches_torchvggish(n_samples, make):
     assert num_examples(n_samples) == len(reference)
 
 
+@pytest.mark.parametrize("rate, channels", [(48000, 2), (44100, 1), (16000, 2)])
+def test_audio_file_to_examples_matches_torchvggish_on_any_rate_and_channels(tmp_path, rate, channels):
+    """The whole path from a file: our reader (channel mean, resampling) + front end against
+    torchvggish's own wavfile_to_examples on the same PCM_16 file (AVSBench ships 48 kHz stereo)."""
+    import soundfile as sf
+
+    from pipeline.audio_io import load_audio
+
+    n = int(2.3 * rate)
+    t = np.arange(n) / rate
+    left = 0.6 * np.sin(2 * np.pi * 523 * t) + _noise(n, seed=3, scale=0.05)
+    wave = np.stack([left, 0.4 * np.sin(2 * np.pi * 1800 * t)], axis=1)[:, :channels]
+    path = tmp_path / "audio.wav"
+    sf.write(path, wave, rate, subtype="PCM_16")
+    ours = LogMelFrontend()(torch.from_numpy(load_audio(path, SR))[None])[0].numpy()
+    reference = vggish_input.wavfile_to_examples(str(path)).detach()[:, 0].numpy()
+    assert ours.shape == reference.shape
+    assert np.abs(ours - reference).max() <= 1e-4
+
+
 def test_frontend_batch_with_padding_matches_each_clip():
     waves = [_noise(2 * SR + 500, seed=1), _tones(3 * SR + 17), _noise(SR, seed=2)]
     batch = torch.nn.utils.rnn.pad_sequence([torch.from_numpy(w) for w in waves], batch_first=True)
