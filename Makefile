@@ -13,7 +13,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export NLTK_DATA := $(CURDIR)/$(VENV)/nltk_data
 
-.PHONY: setup demo test data index captions cues features train sql bench clean-cache
+.PHONY: setup demo test data index captions cues features foundation train eval report sql bench clean-cache refresh serve prefect-server
 
 # The marker is rebuilt when pyproject.toml changes. torch comes first, pinned to the local CPU
 # wheel: letting pip resolve it through the project would pull several GB of CUDA packages.
@@ -27,7 +27,9 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
-demo: setup data index captions cues features
+# The whole experiment of $(CONFIG): data, every stage, the runs' trainings and evaluations, the report.
+demo: setup
+	$(TESO) demo --config $(CONFIG) $(ARGS)
 
 data: setup
 	$(TESO) data synth --config $(CONFIG) $(ARGS)
@@ -44,8 +46,30 @@ cues: setup
 features: setup
 	$(TESO) features --config $(CONFIG) $(ARGS)
 
+# Every stage in one flow, computing only what is new (e.g. after videos were added).
+refresh: setup
+	$(TESO) refresh --config $(CONFIG) $(ARGS)
+
+# Scheduled refresh: `make prefect-server` in one terminal, `make serve` (cron: ARGS='--cron "0 3 * * *"') in another.
+PREFECT_SERVER_URL ?= http://127.0.0.1:4200/api
+
+prefect-server: setup
+	$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200
+
+serve: setup
+	PREFECT_API_URL=$(PREFECT_SERVER_URL) $(TESO) serve --config $(CONFIG) $(ARGS)
+
+foundation: setup
+	$(TESO) foundation --config $(CONFIG) $(ARGS)
+
 train: setup
 	$(TESO) train --config $(CONFIG) $(ARGS)
+
+eval: setup
+	$(TESO) eval --config $(CONFIG) $(ARGS)
+
+report: setup
+	$(TESO) report --config $(CONFIG) $(ARGS)
 
 sql: setup
 	$(TESO) sql --config $(CONFIG) "$(Q)"
@@ -57,4 +81,4 @@ bench: setup
 	$(PY) bench/run_all.py
 
 clean-cache:
-	rm -rf cache/*/ demo/
+	rm -rf cache/*/ demo/ runs/demo/ reports/demo/

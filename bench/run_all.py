@@ -23,7 +23,8 @@ def _metrics(r):
 
 
 def _audio(r):
-    return [("audio: batched front end + VGGish vs torchvggish per file", r["ours_s"], r["reference_s"], r["speedup"], ">= 3x", f"max diff {r['max_abs_diff']:.1e}")]
+    return [("audio: batched front end + VGGish vs torchvggish per file", r["ours_s"], r["reference_s"], r["speedup"], ">= 3x",
+             f"max diff {r['max_abs_diff']:.1e}; VGG at {r['network_gflops_ours']} vs {r['network_gflops_reference']} GFLOP/s")]
 
 
 def _train(r):
@@ -47,12 +48,22 @@ def _captioning(r):
     ]
 
 
+def _refresh(r):
+    n = f"{r['videos']} videos"
+    return [
+        (f"refresh: +{r['added_videos']} videos vs full refresh ({n})", r["incremental_s"], r["full_s"], r["incremental_over_full"], "<= 15%",
+         f"computed on +: {r['computed']['incremental']['manifest']} videos, {r['computed']['incremental']['text']} frames"),
+        (f"refresh: nothing new vs full refresh ({n})", r["noop_s"], r["full_s"], r["noop_over_full"], "", ""),
+    ]
+
+
 BENCHES = {
     "bench_metrics": _metrics,
     "bench_audio_frontend": _audio,
     "bench_train": _train,
     "bench_duckdb": _duckdb,
     "bench_captioning": _captioning,
+    "bench_refresh": _refresh,
 }
 
 

@@ -5,13 +5,19 @@
     teso captions --config configs/demo.yaml dense captions per frame -> captions table
     teso cues --config configs/demo.yaml     sounding-object cues per frame -> cues table
     teso features --config configs/demo.yaml audio + text-cue features -> feature store
+    teso refresh --config configs/demo.yaml  index, captions, cues, features in one flow (only what is new)
+    teso serve --config configs/demo.yaml [--cron "0 3 * * *"] [--name N]  schedule `refresh` (Prefect server)
+    teso foundation --config configs/demo.yaml  build the small random Mask2Former (no weights here)
     teso train --config configs/demo.yaml    train TeSO (checkpoints, resume, best-on-val)
     teso eval --config configs/demo.yaml     AVSBench metrics + audio-control test + cue recognition
+    teso report --config configs/demo.yaml   the runs of report.runs side by side (Markdown, HTML)
+    teso demo --config configs/demo.yaml     everything above in order, then the report
     teso score --pred DIR --gt DIR           AVSBench metrics for any method's PNG masks
     teso sql ["SELECT ..."]                  query the caches (no query: list the views)
 
 Every stage command takes `--config configs/NAME.yaml` plus `key.sub=value` overrides; the config
-is validated before any work starts.
+is validated before any work starts. `--run NAME` selects one of the config's named `runs`
+(ablations, cue variants): its overrides on top of the config, trained into {train.out_dir}/{NAME}.
 """
 from __future__ import annotations
 
@@ -20,20 +26,23 @@ import sys
 from pathlib import Path
 
 from flows import prefect_env
-from pipeline.config import Config, ConfigError, load_config, require_paths
+from pipeline.config import Config, ConfigError, load_config, require_paths, run_config
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", "-c", help="YAML config (configs/NAME.yaml); defaults when omitted")
+    p.add_argument("--run", help="one of the config's named runs (ablations, cue variants), e.g. no_text")
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. dataset.subsets=[v1s]")
 
 
 def _config(args: argparse.Namespace) -> Config:
-    return load_config(args.config, args.overrides)
+    cfg = load_config(args.config, args.overrides)
+    run = getattr(args, "run", None)
+    return run_config(cfg, run) if run else cfg
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from pipeline.synth import SynthConfig, generate
+    from pipeline.synth import generate
 
     overrides = list(args.overrides)
     if args.out is not None:
@@ -42,7 +51,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         overrides.append(f"synth.seed={args.seed}")
     cfg = load_config(args.config, overrides)
     s = cfg.synth
-    summary = generate(s.out, SynthConfig(seed=s.seed, size=s.size, videos=s.videos), progress=cfg.run.progress)
+    summary = generate(s.out, s.generator_config(), progress=cfg.run.progress)
     print(f"synthetic dataset written to {s.out}: {summary}")
     return 0
 
@@ -86,6 +95,38 @@ def cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_refresh(args: argparse.Namespace) -> int:
+    from flows.refresh import REQUIRED_PATHS, refresh_flow
+
+    require_paths(_config(args), REQUIRED_PATHS)  # fail before Prefect starts
+    refresh_flow(args.config, list(args.overrides))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from flows.refresh import REQUIRED_PATHS, serve, server_problem
+
+    cfg = _config(args)
+    require_paths(cfg, REQUIRED_PATHS)
+    problem = server_problem()
+    if problem:
+        print(f"teso serve: {problem}", file=sys.stderr)
+        return 2
+    config_path = str(Path(args.config).resolve()) if args.config else None
+    serve(config_path, list(args.overrides), name=args.name or cfg.dataset.name, cron=args.cron)
+    return 0
+
+
+def cmd_foundation(args: argparse.Namespace) -> int:
+    from model.config import SmallFoundationConfig
+    from model.foundation import build_small_foundation
+
+    cfg = _config(args)
+    path = build_small_foundation(cfg.foundation.out, SmallFoundationConfig(**cfg.foundation.small))
+    print(f"small random Mask2Former in {path} (set train.model.foundation={path})")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import os
 
@@ -108,6 +149,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from flows.evaluate import eval_flow
 
     eval_flow(cfg)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pipeline.report import write_report
+
+    cfg = _config(args)
+    try:
+        report = write_report(cfg)
+    except FileNotFoundError as exc:
+        print(f"teso report: {exc}", file=sys.stderr)
+        return 2
+    print(f"report: {report['markdown']}, {report['html']}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    from flows.demo import demo_flow
+
+    demo_flow(cfg)
     return 0
 
 
@@ -175,6 +237,20 @@ def build_parser() -> argparse.ArgumentParser:
         _add_config_args(stage)
         stage.set_defaults(func=func)
 
+    refresh = sub.add_parser("refresh", help="every stage in order (manifest, captions, cues, features), only what is new")
+    _add_config_args(refresh)
+    refresh.set_defaults(func=cmd_refresh)
+
+    serve = sub.add_parser("serve", help="deploy `refresh` on a cron schedule to the Prefect server at PREFECT_API_URL and run it")
+    serve.add_argument("--cron", default="0 3 * * *", help='cron schedule (default "0 3 * * *": daily at 03:00)')
+    serve.add_argument("--name", help="deployment name, run as refresh/NAME (default: dataset.name)")
+    _add_config_args(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    foundation = sub.add_parser("foundation", help="build the small random Mask2Former for machines without weights")
+    _add_config_args(foundation)
+    foundation.set_defaults(func=cmd_foundation)
+
     train = sub.add_parser("train", help="train TeSO on the cached features (torchrun for several GPUs)")
     train.add_argument("--restart", action="store_true", help="ignore existing checkpoints in train.out_dir")
     _add_config_args(train)
@@ -183,6 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("eval", help="metrics under normal/mute/noise audio, cue recognition, grids")
     _add_config_args(evaluate)
     evaluate.set_defaults(func=cmd_eval)
+
+    report = sub.add_parser("report", help="the runs of report.runs side by side: paper-style tables, curves, grids")
+    _add_config_args(report)
+    report.set_defaults(func=cmd_report)
+
+    demo = sub.add_parser("demo", help="data, every stage, the report.runs trainings and evaluations, the report")
+    _add_config_args(demo)
+    demo.set_defaults(func=cmd_demo)
 
     score = sub.add_parser("score", help="AVSBench metrics for predicted PNG masks of any method")
     score.add_argument("--pred", required=True, type=Path, help="predicted masks, same relative paths as --gt")

@@ -1,14 +1,16 @@
-"""Prefect flow: index a dataset into the manifest cache table."""
+"""Prefect flow: index a dataset into the manifest cache table (only new or changed videos are verified)."""
 from __future__ import annotations
 
 from prefect import flow
 
 from pipeline.config import Config
 from pipeline.manifest_stage import run_manifest
+from pipeline.stage_runner import StageSummary
 
 
 @flow(name="manifest", log_prints=True)
-def manifest_flow(cfg: Config) -> str:
+def manifest_flow(cfg: Config) -> StageSummary:
+    """Per-video summary: total videos, cached (unchanged), computed (verified now); row counts in `extra`."""
     result = run_manifest(cfg)
     print(result.describe())
-    return str(result.table.path)
+    return result.stage

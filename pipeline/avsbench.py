@@ -223,6 +223,9 @@ class _Entry:
     bad: BadRow | None = None
 
 
+Entry = _Entry  # public name for callers that index video by video (pipeline/manifest_stage.py)
+
+
 def _metadata_entries(
     rows: list[VideoMeta | BadRow],
 ) -> tuple[dict[str, VideoMeta], dict[str, BadRow], list[_Entry]]:
@@ -433,6 +436,74 @@ def _check_choice(name: str, values: Sequence[str] | None, allowed: Sequence[str
     return set(values)
 
 
+def manifest_entries(
+    root: str | Path,
+    subsets: Sequence[str] | None = None,
+    splits: Sequence[str] | None = None,
+    v3: str | None = None,
+) -> list[_Entry]:
+    """The videos to index and the bad CSV lines to report, filtered, from the CSV files alone
+    (no image or audio is opened). Raises DatasetError / ValueError on configuration problems."""
+    keep_subsets = _check_choice("subsets", subsets, SUBSETS)
+    keep_splits = _check_choice("splits", splits, SPLITS)
+    if v3 is not None and v3 not in V3_SETTINGS:
+        raise ValueError(f"unknown v3 setting {v3!r}; expected one of {V3_SETTINGS}")
+    root = Path(root).expanduser().absolute()
+    if not root.is_dir():
+        raise DatasetError(f"dataset root is not a folder: {root}")
+
+    rows = _read_rows(root, "metadata.csv")
+    videos, bad_by_uid, entries = _metadata_entries(rows)
+    if v3 is not None:
+        entries = _v3_entries(root, v3, videos, bad_by_uid, rows)
+
+    def kept(e: _Entry) -> bool:
+        subset = e.meta.subset if e.meta else e.bad.subset
+        ok_subset = keep_subsets is None or subset not in SUBSETS or subset in keep_subsets
+        return ok_subset and (keep_splits is None or e.split not in SPLITS or e.split in keep_splits)
+
+    return [e for e in entries if kept(e)]
+
+
+def bad_rows(dataset: str, entries: Sequence[_Entry]) -> list[dict]:
+    """One error row per key of the bad entries; rows of one key (only bad lines can share one,
+    e.g. a uid listed thrice) merge into one, their messages joined with "; "."""
+    merged: dict[tuple, dict] = {}
+    for row in (_bad_row(dataset, e) for e in entries if e.bad):
+        key = (row["subset"], row["split"], row["uid"], row["frame"])
+        if key in merged:
+            merged[key]["error"] += "; " + row["error"]
+        else:
+            merged[key] = row
+    return list(merged.values())
+
+
+def video_rows(
+    root: str | Path, dataset: str, entries: Sequence[_Entry], verify: str = "full", workers: int = 2, progress: bool = False
+) -> list[list[dict]]:
+    """Check the files of each video entry (`verify`: 'full' decodes every frame and mask, 'header'
+    only opens them) on `workers` threads; one list of frame rows per entry, in order."""
+    if verify not in ("full", "header"):
+        raise ValueError(f"verify must be 'full' or 'header', got {verify!r}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    root = Path(root).expanduser().absolute()
+    out: list[list[dict]] = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        step = max(1, len(entries) // 20)
+        for n, rows in enumerate(pool.map(lambda e: _video_rows(root, dataset, e, verify), entries), 1):
+            out.append(rows)
+            if progress and (n % step == 0 or n == len(entries)):
+                print(f"manifest: checked {n}/{len(entries)} videos", flush=True)
+    return out
+
+
+def manifest_table_of(rows: Sequence[dict], schema: pa.Schema = MANIFEST_SCHEMA) -> pa.Table:
+    """Rows (keys unique) as a table of `schema` sorted by (subset, split, uid, frame)."""
+    rows = sorted(rows, key=lambda r: (r["subset"], r["split"], r["uid"], r["frame"]))
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
 def build_manifest(
     root: str | Path,
     dataset: str,
@@ -449,45 +520,14 @@ def build_manifest(
     bad row's subset or split only filters it out when that value is a valid one. `verify`:
     'full' decodes every frame and mask, 'header' only opens them. Checks run on `workers` threads.
     """
-    keep_subsets = _check_choice("subsets", subsets, SUBSETS)
-    keep_splits = _check_choice("splits", splits, SPLITS)
-    if v3 is not None and v3 not in V3_SETTINGS:
-        raise ValueError(f"unknown v3 setting {v3!r}; expected one of {V3_SETTINGS}")
     if verify not in ("full", "header"):
         raise ValueError(f"verify must be 'full' or 'header', got {verify!r}")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    root = Path(root).expanduser().absolute()
-    if not root.is_dir():
-        raise DatasetError(f"dataset root is not a folder: {root}")
-
-    rows = _read_rows(root, "metadata.csv")
-    videos, bad_by_uid, entries = _metadata_entries(rows)
-    if v3 is not None:
-        entries = _v3_entries(root, v3, videos, bad_by_uid, rows)
-
-    def kept(e: _Entry) -> bool:
-        subset = e.meta.subset if e.meta else e.bad.subset
-        ok_subset = keep_subsets is None or subset not in SUBSETS or subset in keep_subsets
-        return ok_subset and (keep_splits is None or e.split not in SPLITS or e.split in keep_splits)
-
-    entries = [e for e in entries if kept(e)]
-    out = [_bad_row(dataset, e) for e in entries if e.bad]
+    entries = manifest_entries(root, subsets, splits, v3)
     todo = [e for e in entries if e.meta]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        step = max(1, len(todo) // 20)
-        for n, video_rows in enumerate(pool.map(lambda e: _video_rows(root, dataset, e, verify), todo), 1):
-            out.extend(video_rows)
-            if progress and (n % step == 0 or n == len(todo)):
-                print(f"manifest: checked {n}/{len(todo)} videos", flush=True)
-
-    # Rows of one key (only bad lines can share one, e.g. a uid listed thrice) merge into one.
-    merged: dict[tuple, dict] = {}
-    for row in out:
-        key = (row["subset"], row["split"], row["uid"], row["frame"])
-        if key in merged:
-            merged[key]["error"] += "; " + row["error"]
-        else:
-            merged[key] = row
-    table = pa.Table.from_pylist([merged[k] for k in sorted(merged)], schema=MANIFEST_SCHEMA)
+    out = bad_rows(dataset, entries)
+    for rows in video_rows(root, dataset, todo, verify, workers, progress):
+        out.extend(rows)
+    table = manifest_table_of(out)
     return table, summarize(table, dataset)

@@ -56,8 +56,10 @@ def _gen_params(cfg: Config) -> dict:
 def _model_inputs(cfg: Config) -> dict:
     c = cfg.captions
     if c.backend == "reference":
-        path = Path(cfg.dataset.root) / DESCRIPTIONS_FILE
-        return {"descriptions": model_identity(str(path))}
+        # The file is identified by where it is, not by its content: it grows when videos are added,
+        # and a frame's caption is its own line, so adding videos must not re-caption the old ones.
+        # (An edited description of an existing frame is therefore not noticed; clear the table.)
+        return {"descriptions": str((Path(cfg.dataset.root) / DESCRIPTIONS_FILE).resolve()), "identity": "path"}
     return model_identity(c.model)
 
 

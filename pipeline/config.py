@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -46,11 +46,30 @@ class SynthSection(Section):
             "v2": {"train": 100, "val": 25, "test": 25},
         }
     )
+    # How often an object shows its drawn "sounding" state (pipeline/synth.py): the gap between the
+    # two is how much a frame alone tells about what is sounding.
+    state_if_sounding: float = Field(0.8, ge=0, le=1)
+    state_if_silent: float = Field(0.15, ge=0, le=1)
+
+    def generator_config(self):
+        """The pipeline.synth.SynthConfig these settings describe."""
+        from pipeline.synth import SynthConfig
+
+        return SynthConfig(
+            seed=self.seed, size=self.size, videos=self.videos,
+            state_if_sounding=self.state_if_sounding, state_if_silent=self.state_if_silent,
+        )
 
 
 class RunConfig(Section):
     workers: int = Field(2, ge=1)  # threads for I/O-bound checks and task runner width
     progress: bool = True
+    # Where stage shards run (flows/sharding.py): threads here, or a Dask / Ray cluster (the
+    # `cluster` extra). Without an address a local cluster of `workers` workers is started per flow.
+    task_runner: Literal["thread", "dask", "ray"] = "thread"
+    dask_address: str | None = None  # e.g. tcp://scheduler:8786, an existing Dask cluster
+    dask_processes: bool = True  # local Dask cluster: one process per worker (False: threads in this process)
+    ray_address: str | None = None  # e.g. ray://head:10001 or "auto", an existing Ray cluster
 
 
 class VLLMSection(Section):
@@ -149,6 +168,21 @@ def _check_dataclass(cls, values: dict) -> dict:
     return values
 
 
+class FoundationSection(Section):
+    """`teso foundation`: build model/foundation.py's small random Mask2Former for machines without
+    foundation weights (the CPU demo); point `train.model.foundation` at `out`."""
+
+    out: Path = Path("demo/foundation")
+    small: dict[str, Any] = Field(default_factory=dict)  # SmallFoundationConfig fields (model/config.py)
+
+    @field_validator("small")
+    @classmethod
+    def _small_fields(cls, v: dict) -> dict:
+        from model.config import SmallFoundationConfig
+
+        return _check_dataclass(SmallFoundationConfig, v)
+
+
 class TrainSection(Section):
     # TeSOConfig fields (model/config.py): foundation, num_labels, n_latent, ablation switches, ...
     # text_dim is filled from the cached text features when omitted.
@@ -192,6 +226,14 @@ class EvalSection(Section):
     cue_filter: bool = False  # Table 6 "baseline filter": keep only predicted classes the cues name (AVSS)
 
 
+class ReportSection(Section):
+    """`teso report` / `teso demo`: which runs (names in `runs`) the report compares, first = main."""
+
+    out_dir: Path = Path("reports/demo")
+    runs: list[str] | None = None  # None = every run of `runs`, in order (no runs: the config itself)
+    grids: int = Field(4, ge=0)  # qualitative grids of the main run shown
+
+
 class Config(Section):
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
@@ -200,8 +242,23 @@ class Config(Section):
     captions: CaptionsConfig = Field(default_factory=CaptionsConfig)
     cues: CuesConfig = Field(default_factory=CuesConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    foundation: FoundationSection = Field(default_factory=FoundationSection)
     train: TrainSection = Field(default_factory=TrainSection)
     eval: EvalSection = Field(default_factory=EvalSection)
+    report: ReportSection = Field(default_factory=ReportSection)
+    # Named variants of this experiment (paper Table 5 ablations, cue variants): each is a list of
+    # `key.sub=value` overrides applied on top of this config, trained into {train.out_dir}/{name}.
+    runs: dict[str, list[str]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _runs_valid(self) -> "Config":
+        for name in self.runs:
+            if not name.replace("_", "").replace("-", "").isalnum():
+                raise ValueError(f"run name {name!r} must be letters, digits, '-' or '_'")
+        missing = [r for r in self.report.runs or [] if r not in self.runs]
+        if missing:
+            raise ValueError(f"report.runs names runs that are not in runs: {missing}")
+        return self
 
 
 def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
@@ -242,6 +299,8 @@ def _format_errors(source: str, err: ValidationError) -> str:
         where = ".".join(str(p) for p in e["loc"]) or "<top>"
         if e["type"] == "extra_forbidden":
             lines.append(f"  - {where}: unknown key")
+        elif not e["loc"]:  # a whole-config check: the input is the whole config, not worth echoing
+            lines.append(f"  - {e['msg']}")
         else:
             lines.append(f"  - {where}: {e['msg']} (got {e.get('input')!r})")
     return "\n".join(lines)
@@ -269,6 +328,29 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         return Config.model_validate(tree)
     except ValidationError as exc:
         raise ConfigError(_format_errors(source, exc)) from None
+
+
+def run_config(cfg: Config, name: str) -> Config:
+    """The config of run `name`: its overrides on top of `cfg`, writing to {train.out_dir}/{name}."""
+    if name not in cfg.runs:
+        raise ConfigError(f"unknown run {name!r}; this config defines: {sorted(cfg.runs) or 'none'}")
+    tree = cfg.model_dump(mode="json")
+    overrides = list(cfg.runs[name]) + [f"train.out_dir={Path(cfg.train.out_dir) / name}"]
+    tree = _merge(tree, parse_overrides(overrides))
+    tree["runs"] = {}  # a run's config is one experiment; it has no runs of its own
+    tree["report"]["runs"] = None
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(f"run {name}", exc)) from None
+
+
+def report_runs(cfg: Config) -> list[tuple[str, Config]]:
+    """(name, config) of every run the report and the demo cover, the main one first."""
+    if not cfg.runs:
+        return [(Path(cfg.train.out_dir).name, cfg)]
+    names = cfg.report.runs if cfg.report.runs is not None else list(cfg.runs)
+    return [(name, run_config(cfg, name)) for name in names]
 
 
 def require_paths(cfg: Config, dotted_keys: list[str]) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import threading
 import warnings
 from pathlib import Path
 
@@ -87,6 +88,21 @@ def ensure_wordnet() -> None:
     _wordnet()
 
 
+# NLTK's WordNet reader seeks and reads shared file handles: concurrent lookups from two threads
+# (two cue shards on the thread task runner) read each other's lines and fail at random. Every
+# public function that looks words up holds this lock (re-entrant: they call each other).
+_WORDNET_LOCK = threading.RLock()
+
+
+def _one_at_a_time(fn):
+    @functools.wraps(fn)
+    def locked(*args, **kwargs):
+        with _WORDNET_LOCK:
+            return fn(*args, **kwargs)
+
+    return locked
+
+
 @functools.cache
 def _wordnet():
     import nltk
@@ -148,6 +164,7 @@ def _adj_count(wn, word: str) -> int:
 
 
 @functools.lru_cache(maxsize=65536)
+@_one_at_a_time
 def singular(word: str) -> str:
     """The singular of a (lower-case) noun: WordNet's morphy where it knows the word, else rules."""
     if word in _IRREGULAR_PLURALS:
@@ -166,6 +183,7 @@ def singular(word: str) -> str:
 
 
 @functools.lru_cache(maxsize=65536)
+@_one_at_a_time
 def is_modifier(word: str) -> bool:
     """True for a word that qualifies a noun rather than naming one ("brown", "barking", "electric")."""
     if word in _COMMON_MODIFIERS:
@@ -185,6 +203,7 @@ def is_modifier(word: str) -> bool:
     return verb is not None and verb != word
 
 
+@_one_at_a_time
 def is_compound(words: list[str]) -> str | None:
     """The WordNet lemma of a multiword noun ("fire trucks" -> "fire_truck"), or None.
 
@@ -237,6 +256,7 @@ def _object_lemma(word: str, prev: str | None) -> str | None:
     return lemma if _is_object_lemma(lemma) else None
 
 
+@_one_at_a_time
 def noun_cues(caption: str, max_cues: int = 4) -> list[str]:
     """The first max_cues distinct physical-object nouns of a caption, singular, in caption order."""
     if not isinstance(caption, str):

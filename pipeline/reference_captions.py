@@ -33,20 +33,38 @@ class ReferenceCaptioner:
             )
         self.descriptions: dict[tuple[str, str, int], str] = {}
         self.bad_lines: list[str] = []
+        self._stamp: tuple[int, int] | None = None
+        self._load()
+
+    def _load(self) -> None:
+        """(Re)read the file; a long-lived worker (`teso serve`) re-reads it when it has changed,
+        e.g. grown with new videos' descriptions."""
+        st = self.path.stat()
+        descriptions, bad_lines = {}, []
         for lineno, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), start=1):
             if not line.strip():
                 continue
             try:
                 rec = json.loads(line)
-                self.descriptions[(str(rec["label"]), str(rec["uid"]), int(rec["frame"]))] = str(rec["description"])
+                descriptions[(str(rec["label"]), str(rec["uid"]), int(rec["frame"]))] = str(rec["description"])
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                self.bad_lines.append(f"line {lineno}: {type(exc).__name__}: {exc}")
+                bad_lines.append(f"line {lineno}: {type(exc).__name__}: {exc}")
+        self.descriptions, self.bad_lines, self._stamp = descriptions, bad_lines, (st.st_size, st.st_mtime_ns)
+
+    def _reload_if_changed(self) -> None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return  # gone: keep what was read; the keys it lacks become error rows
+        if (st.st_size, st.st_mtime_ns) != self._stamp:
+            self._load()
 
     def provenance(self) -> dict:
         return {"backend": self.name, "path": str(self.path)}
 
     def caption(self, images: list, keys: list[dict]) -> list[CaptionResult]:
         """`keys` hold label (= subset), uid and frame; images are not needed."""
+        self._reload_if_changed()
         out = []
         for key in keys:
             text = self.descriptions.get((key["label"], key["uid"], int(key["frame"])))

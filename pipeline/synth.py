@@ -891,6 +891,17 @@ def _same_tree(a: Path, b: Path) -> bool:
     return names == files(b) and all(filecmp.cmp(a / n, b / n, shallow=False) for n in names)
 
 
+def _keep_unchanged_mtimes(new: Path, old: Path) -> None:
+    """Give every file of `new` that is byte-identical to its namesake in `old` that file's times, so
+    a regenerated dataset (e.g. more videos per split; video i depends only on seed, subset, split
+    and i) leaves the unchanged videos' signatures, and the caches keyed on them, valid."""
+    for path in new.rglob("*"):
+        before = old / path.relative_to(new)
+        if path.is_file() and before.is_file() and filecmp.cmp(path, before, shallow=False):
+            st = before.stat()
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
 def _install(tmp: Path, out: Path) -> bool:
     """Move the finished dataset into place; False when `out` already held identical files (kept,
     so their modification times, and the caches keyed on them, stay valid)."""
@@ -898,6 +909,7 @@ def _install(tmp: Path, out: Path) -> bool:
         if _same_tree(tmp, out):
             shutil.rmtree(tmp)
             return False
+        _keep_unchanged_mtimes(tmp, out)
         old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
         os.replace(out, old)
         os.replace(tmp, out)
