@@ -47,6 +47,25 @@ def reference_encode(network: torch.nn.Module, waves: list[np.ndarray], seconds:
     return out
 
 
+def macs_per_example(network: torch.nn.Module) -> int:
+    """Multiply-accumulates of one (1, 96, 64) example through the network's convolutions and linears."""
+    total = 0
+
+    def count(module, inputs, output):
+        nonlocal total
+        if isinstance(module, torch.nn.Conv2d):
+            total += output.numel() * module.in_channels * module.kernel_size[0] * module.kernel_size[1] // module.groups
+        elif isinstance(module, torch.nn.Linear):
+            total += output.numel() * module.in_features
+
+    hooks = [m.register_forward_hook(count) for m in network.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.no_grad():
+        network(torch.zeros(1, 1, 96, 64, device=next(network.parameters()).device))
+    for h in hooks:
+        h.remove()
+    return total
+
+
 def _timed(fn, device: str):
     if device != "cpu":
         torch.cuda.synchronize()
@@ -88,6 +107,8 @@ def run(quick: bool = False, device: str = "cpu", repeats: int = 3) -> dict:
     best = {k: min(v) for k, v in times.items()}
 
     gap = max(float(np.abs(a - b).max()) for a, b in zip(ours, reference))
+    # The network's arithmetic rate on each path: close to the CPU's peak means batching cannot buy more.
+    flops = 2 * macs_per_example(reference_net) * int(sum(seconds))
     scale = max(float(np.abs(b).max()) for b in reference)
     return {
         "device": device,
@@ -102,6 +123,9 @@ def run(quick: bool = False, device: str = "cpu", repeats: int = 3) -> dict:
         "frontend_ours_s": round(best["frontend_ours"], 4),
         "frontend_reference_s": round(best["frontend_reference"], 4),
         "frontend_speedup": round(best["frontend_reference"] / best["frontend_ours"], 2),
+        "vggish_gflop_per_example": round(flops / sum(seconds) / 1e9, 3),
+        "network_gflops_ours": round(flops / max(best["ours"] - best["frontend_ours"], 1e-9) / 1e9, 1),
+        "network_gflops_reference": round(flops / max(best["reference"] - best["frontend_reference"], 1e-9) / 1e9, 1),
         "max_abs_diff": gap,
         "max_abs_embedding": scale,
     }

@@ -23,6 +23,7 @@ from pipeline.cue_recognition import mean_average_precision
 from pipeline.train_stage import frame_samples, load_trained, make_dataset, open_stores, predict
 
 STAGE = "metrics"
+EVAL_VERSION = 2  # part of every evaluation's fingerprint: bump when the same inputs give other results
 METRICS_SCHEMA = pa.schema(
     [
         ("dataset", pa.string()),
@@ -34,6 +35,7 @@ METRICS_SCHEMA = pa.schema(
         ("value", pa.float64()),
         ("frames", pa.int64()),
         ("threshold", pa.float64()),
+        ("evaluation", pa.string()),  # eval_fingerprint: weights + settings + features evaluated
     ]
 )
 
@@ -85,11 +87,22 @@ def binary_metrics(res: ConditionOutputs, threshold: float) -> dict:
     gts = torch.stack([res.gts[i] > 0 for i in idx])
     vids: dict[tuple, int] = {}
     video = torch.tensor([vids.setdefault(res.keys[i][:2], len(vids)) for i in idx])
-    return {
-        "miou": float(binary_miou(probs, gts, threshold=threshold, video_index=video, from_logits=False)),
-        "fscore": float(binary_fscore(probs, gts, video_index=video, from_logits=False)),
-        "frames": len(idx),
+
+    def scores(rows: torch.Tensor) -> dict:
+        _, v = torch.unique(video[rows], return_inverse=True)  # contiguous video ids of the subset
+        return {
+            "miou": float(binary_miou(probs[rows], gts[rows], threshold=threshold, video_index=v, from_logits=False)),
+            "fscore": float(binary_fscore(probs[rows], gts[rows], video_index=v, from_logits=False)),
+            "frames": int(rows.numel()),
+        }
+
+    out = scores(torch.arange(len(idx)))
+    subsets = [res.keys[i][0] for i in idx]
+    # per subset (v1s = S4, v1m = MS3, v2 = AVSS-binary), as the paper's Table 1 reports them
+    out["by_subset"] = {
+        name: scores(torch.tensor([k for k, s in enumerate(subsets) if s == name])) for name in sorted(set(subsets))
     }
+    return out
 
 
 def cue_filter(scores: torch.Tensor, cues: list[str], class_names: dict[int, str]) -> torch.Tensor:
@@ -132,19 +145,23 @@ def cue_recognition(cfg: Config, res: ConditionOutputs, semantic_gts: dict[tuple
     """REC#1 (reasoner's cues in order) and REC#2 (cues the dynamic mask keeps, by score)."""
     cues = _ranked_cues_rec1(cfg)
     n_t = cfg.features.text.n_t
-    rec1, rec2 = [], []
+    rec1, rec2, shares = [], [], []
     for i, key in enumerate(res.keys):
         if key not in cues or key not in semantic_gts:
             continue
         truth = _truth_names(semantic_gts[key], class_names)
         ranked = cues[key][:n_t]
         rec1.append((ranked, truth))
-        if res.cue_kept[i] is not None:
+        if res.cue_kept[i] is not None and res.cue_scores[i] is not None:  # cues were scored against audio
             kept = [j for j in range(len(ranked)) if res.cue_kept[i][j]]
-            kept.sort(key=lambda j: -float(res.cue_scores[i][j]) if res.cue_scores[i] is not None else 0.0)
+            if ranked:
+                shares.append(len(kept) / len(ranked))
+            kept.sort(key=lambda j: -float(res.cue_scores[i][j]))
             rec2.append(([ranked[j] for j in kept], truth))
     ap1, n1 = mean_average_precision(rec1)
     out = {"rec1_ap": ap1, "rec1_frames": n1}
+    if shares:  # how many of the reasoner's cues the dynamic mask lets through, on average
+        out["cue_kept_share"] = float(np.mean(shares))
     if rec2:
         ap2, n2 = mean_average_precision(rec2)
         out |= {"rec2_ap": ap2, "rec2_frames": n2}
@@ -172,7 +189,12 @@ def write_grids(out_dir: Path, dataset, normal: ConditionOutputs, mute: Conditio
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    picks = [i for i, m in enumerate(normal.has_mask) if m][:n]
+    # one frame per video (its first with a mask), so the grids show n different scenes
+    firsts: dict[tuple, int] = {}
+    for i, m in enumerate(normal.has_mask):
+        if m:
+            firsts.setdefault(normal.keys[i][:2], i)
+    picks = list(firsts.values())[:n]
     for i in picks:
         sample = dataset.samples[i]
         size = (dataset.image_size, dataset.image_size)
@@ -184,8 +206,10 @@ def write_grids(out_dir: Path, dataset, normal: ConditionOutputs, mute: Conditio
             muted = (mute.scores[i].amax(0) if mute.scores[i].shape[0] > 1 else mute.scores[i][0]).numpy() > threshold
             tiles.append(("muted audio", _overlay(frame, muted)))
         if normal.heat[i] is not None:
+            kept = normal.cue_kept[i]
             for j, heat in enumerate(normal.heat[i][:4]):
-                tiles.append((f"heat: prompt {j}", _heat_rgb(heat.numpy(), size)))
+                state = "" if kept is None or j >= len(kept) else (" kept" if kept[j] else " masked")
+                tiles.append((f"prompt {j}{state}", _heat_rgb(heat.numpy(), size)))
         w, h = size
         canvas = Image.new("RGB", (w * len(tiles), h + 16), "white")
         draw = ImageDraw.Draw(canvas)
@@ -200,9 +224,42 @@ def write_grids(out_dir: Path, dataset, normal: ConditionOutputs, mute: Conditio
 
 # -- the stage --------------------------------------------------------------------------------
 def metrics_table(cfg: Config) -> CacheTable:
-    inputs = {"run": str(Path(cfg.train.out_dir).resolve())}
-    keys = ("dataset", "run", "checkpoint", "split", "condition", "metric")
+    inputs = {"run": str(Path(cfg.train.out_dir).resolve()), "version": 2}
+    # keyed by the evaluation's fingerprint: retrained weights or other settings add rows, never lose them
+    keys = ("dataset", "run", "checkpoint", "evaluation", "split", "condition", "metric")
     return CacheTable(cfg.cache.root, cfg.dataset.name, STAGE, inputs, METRICS_SCHEMA, keys, cfg.cache.lock_timeout_s)
+
+
+def eval_fingerprint(cfg: Config, checkpoint: Path) -> str:
+    """What an evaluation's numbers depend on: the weights, the eval settings, the image size and the
+    cached features it reads (their fingerprints and how many items each holds)."""
+    import hashlib
+
+    digest = hashlib.sha256((checkpoint / "model.safetensors").read_bytes())
+    stores = {}
+    for name in cfg.eval.conditions:
+        st = open_stores(cfg, name)
+        stores[name] = [st.audio.table.fingerprint, len(st.audio.keys()), st.text.table.fingerprint, len(st.text.keys())]
+    digest.update(json.dumps(
+        {"version": EVAL_VERSION, "eval": cfg.eval.model_dump(mode="json"), "image_size": cfg.train.image_size, "dataset": cfg.dataset.name, "stores": stores},
+        sort_keys=True,
+    ).encode())
+    return digest.hexdigest()[:16]
+
+
+def _previous_results(out_dir: Path, fingerprint: str) -> dict | None:
+    """The results of an earlier evaluation with the same fingerprint, when all its files are there."""
+    path = out_dir / "metrics.json"
+    if not path.exists():
+        return None
+    try:
+        results = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    if results.get("fingerprint") != fingerprint or not all(Path(g).exists() for g in results.get("grids", [])):
+        return None
+    results["reused"] = True
+    return results
 
 
 def run_eval(cfg: Config) -> dict:
@@ -218,7 +275,11 @@ def run_eval(cfg: Config) -> dict:
         raise ValueError("eval.cue_filter needs a semantic model (train.model.num_labels > 1): binary masks carry no class to filter")
     class_names = {v - 1: k for k, v in read_label2idx(cfg.dataset.root).items()}
     out_dir = Path(e.out_dir) if e.out_dir else Path(cfg.train.out_dir) / "eval"
-    results: dict = {"checkpoint": str(ckpt), "split": e.split, "threshold": e.threshold, "conditions": {}}
+    fingerprint = eval_fingerprint(cfg, ckpt)
+    previous = _previous_results(out_dir, fingerprint)
+    if previous is not None:
+        return previous
+    results: dict = {"checkpoint": str(ckpt), "split": e.split, "threshold": e.threshold, "conditions": {}, "fingerprint": fingerprint}
     outputs: dict[str, ConditionOutputs] = {}
     datasets = {}
     for name in e.conditions:
@@ -263,17 +324,22 @@ def _semantic_gts(dataset) -> dict[tuple, torch.Tensor]:
 
 def _rows(cfg: Config, results: dict) -> list[dict]:
     run = Path(cfg.train.out_dir).name
-    base = {"dataset": cfg.dataset.name, "run": run, "checkpoint": Path(results["checkpoint"]).name, "split": results["split"], "threshold": results["threshold"]}
+    base = {"dataset": cfg.dataset.name, "run": run, "checkpoint": Path(results["checkpoint"]).name, "split": results["split"],
+            "threshold": results["threshold"], "evaluation": results["fingerprint"]}
     rows = []
     for cond, r in results["conditions"].items():
         for metric, value in r.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool) and metric not in ("frames", "skipped_without_features"):
                 rows.append({**base, "condition": cond, "metric": metric, "value": float(value), "frames": r.get("frames")})
+            elif metric == "by_subset":
+                for subset, m in value.items():
+                    for name in ("miou", "fscore"):
+                        rows.append({**base, "condition": cond, "metric": f"{name}/{subset}", "value": float(m[name]), "frames": m["frames"]})
             elif isinstance(value, dict) and metric.startswith("per_class"):
                 for cls, v in value.items():
                     rows.append({**base, "condition": cond, "metric": f"{metric}/{cls}", "value": float(v), "frames": r.get("frames")})
     for metric, value in results.get("cue_recognition", {}).items():
-        if metric.endswith("_ap"):
+        if metric.endswith("_ap") or metric == "cue_kept_share":
             rows.append({**base, "condition": "-", "metric": metric, "value": float(value), "frames": results["cue_recognition"].get(metric.replace("_ap", "_frames"))})
     return rows
 
@@ -284,5 +350,4 @@ def _write(cfg: Config, results: dict, out_dir: Path) -> None:
     save_effective_config(cfg, out_dir)
     table = metrics_table(cfg)
     rows = pa.Table.from_pylist(_rows(cfg, results), schema=METRICS_SCHEMA)
-    # a re-evaluation replaces nothing in place: rows are keyed by checkpoint, so a new checkpoint adds rows
     table.write(rows)

@@ -269,8 +269,11 @@ def test_ddp_two_gloo_processes_match_one_process(setup, tmp_path):
     ddp, single = runs["ddp"], runs["single"]
     assert len(ddp["losses"]) == len(single["losses"]) == 4
     np.testing.assert_allclose(ddp["losses"], single["losses"], rtol=1e-4)
+    # Adam divides each update by the gradient's running RMS, so a weight whose gradient is only float
+    # noise (an attention key bias: softmax ignores a constant added to all of a query's logits) moves
+    # by a noise-driven fraction of lr that differs between 1 and 2 processes: compare at 5% of lr.
     for name, value in single["weights"].items():
-        np.testing.assert_allclose(ddp["weights"][name], value, rtol=1e-3, atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(ddp["weights"][name], value, rtol=1e-3, atol=5e-5, err_msg=name)
     assert not (tmp_path / "ddp" / "rank1").exists()  # rank 1 wrote nothing
     assert (tmp_path / "ddp" / "rank0" / "checkpoints" / "epoch-2" / "model.safetensors").exists()
     assert len(torch.load(tmp_path / "ddp" / "rank0" / "checkpoints" / "epoch-2" / "rng.pt")) == 2

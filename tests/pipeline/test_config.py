@@ -59,3 +59,39 @@ def test_effective_config_saved_and_reloadable(tmp_path):
 
 def test_parse_overrides_nested_values():
     assert parse_overrides(["a.b=1", "a.c=[x, y]", "d=true"]) == {"a": {"b": 1, "c": ["x", "y"]}, "d": True}
+
+
+def test_named_runs_apply_their_overrides_under_their_own_folder(tmp_path):
+    cfg = load_config(None, [
+        f"train.out_dir={tmp_path / 'exp'}",
+        "runs={teso: [], no_text: [train.model.use_text=false, eval.grids=0]}",
+        "report.runs=[teso, no_text]",
+    ])
+    from pipeline.config import run_config
+
+    no_text = run_config(cfg, "no_text")
+    assert no_text.train.out_dir == tmp_path / "exp" / "no_text"
+    assert no_text.train.model == {"use_text": False} and no_text.eval.grids == 0
+    assert no_text.runs == {} and no_text.report.runs is None
+    assert run_config(cfg, "teso").train.out_dir == tmp_path / "exp" / "teso"
+    with pytest.raises(ConfigError, match="unknown run 'nope'"):
+        run_config(cfg, "nope")
+    bad = load_config(None, ["runs={a: [train.model.bogus=1]}"])
+    with pytest.raises(ConfigError, match="run a"):
+        run_config(bad, "a")
+
+
+def test_report_runs_must_be_defined():
+    with pytest.raises(ConfigError, match=r"report.runs names runs that are not in runs: \['b'\]"):
+        load_config(None, ["runs={a: []}", "report.runs=[b]"])
+
+
+def test_every_shipped_config_and_its_runs_validate():
+    from pathlib import Path
+
+    from pipeline.config import run_config
+
+    for path in sorted(Path("configs").glob("*.yaml")):
+        cfg = load_config(path)
+        for name in cfg.runs:
+            run_config(cfg, name)

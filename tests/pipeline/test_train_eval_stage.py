@@ -78,6 +78,15 @@ def test_eval_writes_metrics_for_every_condition(cfg):
     got = connect(cfg.cache.root).execute("SELECT condition, metric FROM metrics WHERE metric IN ('miou', 'fscore') ORDER BY ALL").fetchall()
     assert got == [("mute", "fscore"), ("mute", "miou"), ("normal", "fscore"), ("normal", "miou")]
     assert len(metrics_table(cfg)) >= 4
+    by_subset = results["conditions"]["normal"]["by_subset"]
+    assert set(by_subset) == {"v1s"} and by_subset["v1s"]["miou"] == pytest.approx(results["conditions"]["normal"]["miou"])
+    stamp = (out / "metrics.json").stat().st_mtime_ns
+    again = run_eval(cfg)  # same weights, settings and features: the earlier results are reused
+    assert again["reused"] and again["conditions"] == json.loads(json.dumps(results["conditions"]))
+    assert (out / "metrics.json").stat().st_mtime_ns == stamp
+    other = cfg.model_copy(deep=True)
+    other.eval.threshold = 0.5
+    assert "reused" not in run_eval(other)  # another threshold is another evaluation
 
 
 def test_semantic_model_with_the_baseline_cue_filter(cfg, tmp_path):

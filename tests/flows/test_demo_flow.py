@@ -1,0 +1,55 @@
+"""`teso demo` end to end on a tiny synthetic dataset: every stage, two runs trained and evaluated
+under normal and muted audio, the report's files and tables; a second run recomputes nothing."""
+import json
+
+import pytest
+
+from flows.demo import demo_flow
+from pipeline.config import load_config
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("demo")
+    cfg = load_config("configs/tiny.yaml", [
+        f"synth.out={tmp / 'data'}", f"dataset.root={tmp / 'data'}", f"cache.root={tmp / 'cache'}",
+        f"foundation.out={tmp / 'foundation'}", f"train.model.foundation={tmp / 'foundation'}",
+        f"train.out_dir={tmp / 'runs'}", f"report.out_dir={tmp / 'report'}",
+    ])
+    with pytest.warns(UserWarning):  # too few videos for the V3 k-shot splits
+        first = demo_flow(cfg)
+    return cfg, tmp, first
+
+
+def test_demo_writes_the_report_with_every_table_and_picture(demo):
+    cfg, tmp, first = demo
+    report = tmp / "report"
+    assert {p.name for p in report.iterdir()} == {"report.md", "report.html", "report.json", "curves.png", "grids"}
+    assert len(list((report / "grids").glob("*.png"))) == 2
+    md = (report / "report.md").read_text()
+    for title in ("Table 1", "Table 3", "Table 4", "Table 5"):
+        assert title in md
+    html = (report / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3 and "src=\"grids/" not in html  # self-contained
+    data = json.loads((report / "report.json").read_text())
+    assert list(data["runs"]) == ["teso", "no_audio"]
+    t4 = data["tables"]["table4"]["rows"]
+    assert [r[:2] for r in t4] == [["teso", "normal"], ["teso", "muted"], ["no_audio", "normal"], ["no_audio", "muted"]]
+    assert t4[3][4] == "+0.0%"  # a model without audio cannot change when the audio is muted
+    t1 = data["tables"]["table1"]
+    assert t1["header"][1:5] == ["S4 (v1s) mIoU", "S4 (v1s) F", "MS3 (v1m) mIoU", "MS3 (v1m) F"]
+    for name in ("teso", "no_audio"):
+        assert (tmp / "runs" / name / "best" / "model.safetensors").exists()
+        assert set(first["runs"][name]) == {"normal", "mute"}
+
+
+def test_second_demo_reuses_every_cache(demo):
+    cfg, tmp, first = demo
+    stamp = (tmp / "runs" / "teso" / "eval" / "metrics.json").stat().st_mtime_ns
+    again = demo_flow(cfg)
+    assert (tmp / "runs" / "teso" / "eval" / "metrics.json").stat().st_mtime_ns == stamp  # evaluation reused
+    assert again["runs"] == first["runs"]
+    summary = json.loads((tmp / "runs" / "teso" / "summary.json").read_text())
+    assert summary["global_step"] > 0
+    assert again["stages"]["captions"]["computed"] == 0 and again["stages"]["cues"]["computed"] == 0
+    assert all(s["computed"] == 0 for s in again["stages"]["features"].values())
