@@ -99,7 +99,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     from flows.refresh import REQUIRED_PATHS, refresh_flow
 
     require_paths(_config(args), REQUIRED_PATHS)  # fail before Prefect starts
-    refresh_flow(args.config, list(args.overrides))
+    refresh_flow(args.config, list(args.overrides), args.run)
     return 0
 
 
@@ -113,7 +113,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"teso serve: {problem}", file=sys.stderr)
         return 2
     config_path = str(Path(args.config).resolve()) if args.config else None
-    serve(config_path, list(args.overrides), name=args.name or cfg.dataset.name, cron=args.cron)
+    serve(config_path, list(args.overrides), name=args.name or cfg.dataset.name, cron=args.cron, run=args.run)
     return 0
 
 

@@ -205,7 +205,7 @@ def test_serve_deploys_a_cron_schedule_and_a_triggered_run_completes(prefect_ser
                             pytest.fail(f"deployment refresh/nightly not registered after {WAIT_S} s:\n{_tail(log)}")
                         time.sleep(1)
             assert [(s.schedule.cron, s.active) for s in deployment.schedules] == [("30 2 * * *", True)]
-            assert deployment.parameters == {"config_path": str(config), "overrides": []}
+            assert deployment.parameters == {"config_path": str(config), "overrides": [], "run": None}
             run = run_deployment("refresh/nightly", timeout=WAIT_S, poll_interval=2)
         assert run.state.is_completed(), f"{run.state}\n{_tail(log)}"
     finally:
