@@ -2,7 +2,9 @@
 
     synthetic data (when dataset.root is synth.out) -> index -> captions -> cues -> features
     -> small foundation (when train.model.foundation is foundation.out)
-    -> for each run of the report (report.runs, default every entry of runs): train, evaluate (every audio condition) -> report
+    -> for each run of the report (report.runs; default every entry of runs):
+           train, evaluate under every audio condition
+    -> report
 
 Every step reuses its cache: a second run recomputes nothing (training resumes at its last epoch,
 evaluation reuses metrics whose fingerprint matches) and rewrites only the report.
@@ -20,9 +22,8 @@ from flows.train import train_flow
 from pipeline.config import Config, report_runs
 
 
-def _banner(step: int, total: int, text: str) -> float:
+def _banner(step: int, total: int, text: str) -> None:
     print(f"[{step}/{total}] {text}")
-    return time.perf_counter()
 
 
 def _synthetic_dataset(cfg: Config) -> None:
@@ -50,12 +51,38 @@ def _synthetic_dataset(cfg: Config) -> None:
     print(f"synthetic dataset: {summary['frames']} frames, {'written' if summary['changed'] else 'unchanged'}")
 
 
+def _train_one(rcfg: Config) -> dict:
+    """One run's training in a worker process (no Prefect flow: the parent's flow run covers it)."""
+    import torch
+
+    from flows.train import train_and_report
+
+    # One thread each: two processes with torch's default two threads on 2 cores run at 40% of the
+    # speed (spinning OpenMP threads contend). CPU kernels split their sums by thread count, so the
+    # floats, and after a few epochs the model, differ from a sequential run's.
+    torch.set_num_threads(1)
+    return train_and_report(rcfg)
+
+
+def train_in_parallel(configs: list[Config], processes: int) -> list[dict]:
+    """Train several runs at once in spawned processes; their reports in the order given. A run
+    that fails raises here after the others finish (each run checkpoints and resumes on its own)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: a forked child would inherit this process's Prefect server and logging threads
+    with ProcessPoolExecutor(max_workers=min(processes, len(configs)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_train_one, c) for c in configs]
+        return [f.result() for f in futures]
+
+
 @flow(name="demo", log_prints=True)
 def demo_flow(cfg: Config) -> dict:
     from pipeline.report import write_report
 
     runs = report_runs(cfg)
-    total = 4 + 2 * len(runs)
+    parallel = cfg.run.parallel_trainings > 1 and len(runs) > 1
+    total = 5 + len(runs) if parallel else 4 + 2 * len(runs)
     step = 1
     t0 = time.perf_counter()
     if Path(cfg.dataset.root).resolve() == Path(cfg.synth.out).resolve():
@@ -74,13 +101,23 @@ def demo_flow(cfg: Config) -> dict:
         build_small_foundation(cfg.foundation.out, SmallFoundationConfig(**cfg.foundation.small))
     step += 1
     evaluated = {}
-    for name, rcfg in runs:
-        _banner(step, total, f"train run {name!r} -> {rcfg.train.out_dir}")
-        train_flow(rcfg)
+    if parallel:
+        _banner(step, total, f"train runs {', '.join(n for n, _ in runs)} ({cfg.run.parallel_trainings} at a time)")
+        for name, report in zip((n for n, _ in runs), train_in_parallel([r for _, r in runs], cfg.run.parallel_trainings)):
+            print(f"trained {name}: {report}")
         step += 1
-        _banner(step, total, f"evaluate run {name!r} under {', '.join(rcfg.eval.conditions)}")
-        evaluated[name] = eval_flow(rcfg)
-        step += 1
+        for name, rcfg in runs:
+            _banner(step, total, f"evaluate run {name!r} under {', '.join(rcfg.eval.conditions)}")
+            evaluated[name] = eval_flow(rcfg)
+            step += 1
+    else:
+        for name, rcfg in runs:
+            _banner(step, total, f"train run {name!r} -> {rcfg.train.out_dir}")
+            train_flow(rcfg)
+            step += 1
+            _banner(step, total, f"evaluate run {name!r} under {', '.join(rcfg.eval.conditions)}")
+            evaluated[name] = eval_flow(rcfg)
+            step += 1
     _banner(step, total, f"report -> {cfg.report.out_dir}")
     report = write_report(cfg)
     print(f"report written: {report['markdown']} and {report['html']} ({time.perf_counter() - t0:.0f} s in all)")

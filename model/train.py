@@ -404,7 +404,8 @@ def _train_epoch(
     interval_terms: dict[str, torch.Tensor] = {}
     step_loss = torch.zeros((), device=ctx.device)
     wait_s = busy_s = 0.0
-    progress = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not ctx.is_main, leave=False)
+    desc = f"{Path(cfg.out_dir).name} epoch {epoch + 1}/{cfg.epochs}"  # the run's name: runs may train side by side
+    progress = tqdm(total=n_batches, desc=desc, disable=not ctx.is_main, leave=False)
     batches = iter(loader)
     for i in range(n_batches):
         t0 = time.perf_counter()

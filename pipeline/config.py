@@ -70,6 +70,10 @@ class RunConfig(Section):
     dask_address: str | None = None  # e.g. tcp://scheduler:8786, an existing Dask cluster
     dask_processes: bool = True  # local Dask cluster: one process per worker (False: threads in this process)
     ray_address: str | None = None  # e.g. ray://head:10001 or "auto", an existing Ray cluster
+    # `teso demo`: runs trained at once, each in its own process. A small model's training step is
+    # bound by Python overhead and keeps about one core busy, so on 2 cores two runs at once take
+    # little longer than one.
+    parallel_trainings: int = Field(1, ge=1)
 
 
 class VLLMSection(Section):

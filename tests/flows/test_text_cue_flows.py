@@ -96,13 +96,15 @@ def test_killed_run_resumes_with_one_row_per_frame(root, tmp_path):
         captions_flow(cfg)
         """
     )
-    proc = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # its own process group, so the kill also takes the temporary Prefect server it starts (no orphan)
+    proc = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
     cfg = config(root, cache, "captions.batch_size=2")
     table = captions_table(cfg)
     deadline = time.monotonic() + 240
     while len(table.parts()) < 2 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
-    proc.send_signal(signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     written = len(table)
     frames = load_manifest(cfg).num_rows
