@@ -22,7 +22,7 @@ import torch
 from torchvggish import vggish_input
 from torchvggish.torchvggish import VGG, make_layers
 
-from pipeline.audio_features import LogMelFrontend, VGGishEncoder, fit_seconds
+from pipeline.features.audio_encoders import LogMelFrontend, VGGishEncoder, fit_seconds
 
 
 def make_clips(n: int, min_s: float, max_s: float, seed: int = 0) -> tuple[list[np.ndarray], list[int]]:

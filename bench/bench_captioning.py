@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pipeline.captioner import HFLlavaCaptioner
-from tests.fixtures.tiny_models import make_tiny_llava
+from pipeline.text.captioners import HFLlavaCaptioner
+from pipeline.text.tiny_models import make_tiny_llava
 
 INSTRUCTION = "Describe this picture in detail"
 
@@ -69,7 +69,7 @@ def batch_vs_single(llava: str, quick: bool) -> dict:
 def noop_rerun(tmp: Path, llava: str, quick: bool) -> dict:
     from flows.captions import captions_flow
     from pipeline.config import load_config
-    from pipeline.synth import SynthConfig, generate
+    from pipeline.data.synth import SynthConfig, generate
 
     n = 2 if quick else 6
     videos = {"v1s": {"train": n, "val": 0, "test": 0}, "v1m": {"train": 0, "val": 0, "test": 0}, "v2": {"train": n, "val": 0, "test": 0}}

@@ -14,9 +14,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.cache_store import CacheTable
-from pipeline.cues_stage import CUES_SCHEMA
-from pipeline.sql_views import connect
+from pipeline.store.cache_table import CacheTable
+from pipeline.stages.lineage import CUES_SCHEMA
+from pipeline.store.sql_views import connect
 
 WORDS = ["dog", "man", "guitar", "piano", "car", "bird", "woman", "drum", "violin", "baby", "bell", "cat"]
 QUERY = """

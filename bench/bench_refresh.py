@@ -7,7 +7,7 @@ features per condition, text-cue features) on a synthetic dataset of 100 videos 
 
 in one process, with the demo's CPU backends (reference captions, noun-parser cues, log-mel audio,
 bundled MiniLM text encoder). Prefect's temporary server is started and warmed with a trivial
-flow before anything is timed. Models stay loaded between runs in one process (pipeline.worker_cache),
+flow before anything is timed. Models stay loaded between runs in one process (pipeline.stages.workers),
 as in a long-running worker; a served deployment starts a process per run and so also pays its
 model loads (noun parser ~5 s, MiniLM ~3 s here) on every run that has new work.
 
@@ -58,7 +58,7 @@ def run(quick: bool = False) -> dict:
     from prefect import flow
 
     from flows.refresh import refresh_flow
-    from pipeline.synth import SynthConfig, generate
+    from pipeline.data.synth import SynthConfig, generate
 
     scale = 0.3 if quick else 1.0
     first = _videos(scale)

@@ -1,19 +1,18 @@
-"""Prefect flow: dense captions for every manifest frame (pipeline.captions_stage)."""
+"""Prefect flow: dense captions for every manifest frame (pipeline.stages.captions)."""
 from __future__ import annotations
 
 from prefect import flow
 
-from flows.frame_stages import frame_shard
-from flows.sharding import run_sharded
-from pipeline.captions_stage import captions_table, frame_keys
-from pipeline.config import Config, save_effective_config
-from pipeline.stage_runner import StageSummary
+from flows.manifest import index
+from flows.sharding import run_stage
+from pipeline.config import Config
+from pipeline.stages import captions
+from pipeline.stages.base import StageSummary
 
 
 @flow(name="captions", log_prints=True)
 def captions_flow(cfg: Config) -> StageSummary:
-    table = captions_table(cfg)
-    save_effective_config(cfg, table.path)
-    summary = run_sharded(frame_shard, cfg, table, frame_keys(cfg), cfg.captions.shards, "captions")
+    index(cfg)
+    [summary] = run_stage(captions.STAGE, cfg)
     print(summary)
     return summary

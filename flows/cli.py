@@ -22,11 +22,16 @@ is validated before any work starts. `--run NAME` selects one of the config's na
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from pathlib import Path
 
 from flows import prefect_env
 from pipeline.config import Config, ConfigError, load_config, require_paths, run_config
+
+# Each subcommand imports its flow (Prefect, torch, the models) inside its function: `teso sql`,
+# `teso --help` and a config error answer in a fraction of a second instead of several.
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -42,7 +47,7 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from pipeline.synth import generate
+    from pipeline.data.synth import generate
 
     overrides = list(args.overrides)
     if args.out is not None:
@@ -128,8 +133,6 @@ def cmd_foundation(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import os
-
     cfg = _config(args)
     require_paths(cfg, ["dataset.root"])
     if "RANK" in os.environ:  # launched by torchrun: every rank runs the recipe itself
@@ -153,7 +156,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from pipeline.report import write_report
+    from pipeline.evaluation.report import write_report
 
     cfg = _config(args)
     try:
@@ -174,9 +177,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    import json
-
-    from pipeline.score import score_folders
+    from pipeline.evaluation.score import score_folders
 
     try:
         report = score_folders(args.pred, args.gt, args.threshold, args.semantic, args.num_classes)
@@ -195,7 +196,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    from pipeline.sql_views import connect, describe_views
+    from pipeline.store.sql_views import connect, describe_views
 
     cfg = load_config(args.config, args.overrides)
     con = connect(cfg.cache.root)

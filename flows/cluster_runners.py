@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from prefect import get_client
+
 
 def current_api_url() -> str:
     """The API this process talks to, also when it is Prefect's temporary server."""
-    from prefect import get_client
-
     with get_client(sync_client=True) as client:
         return str(client.api_url).rstrip("/")
 

@@ -11,15 +11,24 @@ evaluation reuses metrics whose fingerprint matches) and rewrites only the repor
 """
 from __future__ import annotations
 
+import json
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 
+import torch
 from prefect import flow
 
 from flows.evaluate import eval_flow
 from flows.refresh import refresh_stages
-from flows.train import train_flow
+from flows.train import train_and_report, train_flow
+from model.config import SmallFoundationConfig
+from model.foundation import build_small_foundation
 from pipeline.config import Config, report_runs
+from pipeline.data import synth
+from pipeline.evaluation.report import write_report
 
 
 def _banner(step: int, total: int, text: str) -> None:
@@ -29,18 +38,10 @@ def _banner(step: int, total: int, text: str) -> None:
 def _synthetic_dataset(cfg: Config) -> None:
     """Generate the synthetic dataset unless the same generator code and settings already wrote it
     (a stamp in the cache says so; re-rendering only to find identical bytes costs ~15 s)."""
-    import hashlib
-    import inspect
-    import json
-    from dataclasses import asdict
-
-    import pipeline.synth as synth
-
     gen = cfg.synth.generator_config()
     stamp = Path(cfg.cache.root) / cfg.dataset.name / "synth_stamp.json"
     wanted = json.dumps({
-        "out": str(Path(cfg.synth.out).resolve()), "config": asdict(gen),
-        "code": hashlib.sha256(inspect.getsource(synth).encode()).hexdigest(),
+        "out": str(Path(cfg.synth.out).resolve()), "config": asdict(gen), "code": synth.source_sha256(),
     }, sort_keys=True, default=str)
     if stamp.exists() and stamp.read_text() == wanted and (Path(cfg.synth.out) / "metadata.csv").exists():
         print(f"synthetic dataset: unchanged (stamp {stamp})")
@@ -53,10 +54,6 @@ def _synthetic_dataset(cfg: Config) -> None:
 
 def _train_one(rcfg: Config) -> dict:
     """One run's training in a worker process (no Prefect flow: the parent's flow run covers it)."""
-    import torch
-
-    from flows.train import train_and_report
-
     # One thread each: two processes with torch's default two threads on 2 cores run at 40% of the
     # speed (spinning OpenMP threads contend). CPU kernels split their sums by thread count, so the
     # floats, and after a few epochs the model, differ from a sequential run's.
@@ -67,9 +64,6 @@ def _train_one(rcfg: Config) -> dict:
 def train_in_parallel(configs: list[Config], processes: int) -> list[dict]:
     """Train several runs at once in spawned processes; their reports in the order given. A run
     that fails raises here after the others finish (each run checkpoints and resumes on its own)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     # spawn: a forked child would inherit this process's Prefect server and logging threads
     with ProcessPoolExecutor(max_workers=min(processes, len(configs)), mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(_train_one, c) for c in configs]
@@ -78,8 +72,6 @@ def train_in_parallel(configs: list[Config], processes: int) -> list[dict]:
 
 @flow(name="demo", log_prints=True)
 def demo_flow(cfg: Config) -> dict:
-    from pipeline.report import write_report
-
     runs = report_runs(cfg)
     parallel = cfg.run.parallel_trainings > 1 and len(runs) > 1
     total = 5 + len(runs) if parallel else 4 + 2 * len(runs)
@@ -94,9 +86,6 @@ def demo_flow(cfg: Config) -> dict:
     step += 1
     foundation = str(cfg.train.model.get("foundation", ""))
     if Path(foundation).resolve() == Path(cfg.foundation.out).resolve():
-        from model.config import SmallFoundationConfig
-        from model.foundation import build_small_foundation
-
         _banner(step, total, f"small random foundation -> {cfg.foundation.out}")
         build_small_foundation(cfg.foundation.out, SmallFoundationConfig(**cfg.foundation.small))
     step += 1

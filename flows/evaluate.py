@@ -1,14 +1,16 @@
-"""Prefect flow: evaluate a trained TeSO run under every audio condition (pipeline.eval_stage)."""
+"""Prefect flow: evaluate a trained TeSO run under every audio condition (pipeline.stages.evaluate)."""
 from __future__ import annotations
 
 from prefect import flow
 
+from flows.manifest import index
 from pipeline.config import Config
-from pipeline.eval_stage import run_eval
+from pipeline.stages.evaluate import run_eval
 
 
 @flow(name="eval", log_prints=True)
 def eval_flow(cfg: Config) -> dict:
+    index(cfg)
     results = run_eval(cfg)
     for name, r in results["conditions"].items():
         shown = {k: round(v, 4) for k, v in r.items() if isinstance(v, float)}

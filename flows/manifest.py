@@ -4,8 +4,13 @@ from __future__ import annotations
 from prefect import flow
 
 from pipeline.config import Config
-from pipeline.manifest_stage import run_manifest
-from pipeline.stage_runner import StageSummary
+from pipeline.stages.base import StageSummary
+from pipeline.stages.manifest import run_manifest
+
+
+def index(cfg: Config) -> None:
+    """Bring the manifest up to date before a stage reads it (a no-op when nothing changed)."""
+    run_manifest(cfg)
 
 
 @flow(name="manifest", log_prints=True)

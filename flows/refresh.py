@@ -15,7 +15,10 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict
 
+import httpx
 from prefect import flow
+from prefect.settings import get_current_settings, temporary_settings
+from prefect.types.entrypoint import EntrypointType
 
 from flows.captions import captions_flow
 from flows.cues import cues_flow
@@ -23,7 +26,7 @@ from flows.features import features_flow
 from flows.manifest import manifest_flow
 from flows.sharding import task_runner
 from pipeline.config import Config, load_config, require_paths, run_config
-from pipeline.stage_runner import StageSummary
+from pipeline.stages.base import StageSummary
 
 REQUIRED_PATHS = ["dataset.root", "features.audio.weights", "features.text.path", "features.text.tokenizer"]
 SUMMARY_FIELDS = ("total", "cached", "computed", "errors", "seconds", "model_loaded", "fingerprint", "path")
@@ -41,8 +44,6 @@ def _subflow_without_heartbeat():
     which adds up to ~1 s to every flow run: 4 s of a no-op refresh. The parent run keeps its
     heartbeat (a crashed deployment run is still detected); the stage subflows, which live in the
     parent's process, go without."""
-    from prefect.settings import temporary_settings
-
     with temporary_settings(updates={"flows.heartbeat_frequency": None}):
         yield
 
@@ -66,7 +67,7 @@ def refresh_stages(cfg: Config) -> dict:
         out["captions"] = stage_summary(run(captions_flow))
         out["cues"] = stage_summary(run(cues_flow))
         features = run(features_flow)
-    names = [f"audio:{s.extra['condition']}" for s in features[:-1]] + ["text"]
+    names = [f"audio:{s.extra['variant']}" for s in features[:-1]] + ["text"]
     out["features"] = {name: stage_summary(s) for name, s in zip(names, features)}
     return out
 
@@ -106,9 +107,6 @@ def server_problem() -> str | None:
 
     Schedules need a real, long-running `prefect server start`: without PREFECT_API_URL Prefect
     would start a temporary server that dies with this process, together with its schedule."""
-    import httpx
-    from prefect.settings import get_current_settings
-
     url = get_current_settings().api.url
     hint = ("start one with `make prefect-server` (prefect server start --host 127.0.0.1 --port 4200) and run "
             "`PREFECT_API_URL=http://127.0.0.1:4200/api teso serve ...` (or `make serve`)")
@@ -124,8 +122,6 @@ def server_problem() -> str | None:
 def serve(config_path: str | None, overrides: list[str], name: str, cron: str, run: str | None = None) -> None:
     """Deploy `refresh/{name}` with a cron schedule and run its scheduled (and triggered) runs until
     interrupted; on shutdown the schedule is paused (Prefect's default)."""
-    from prefect.types.entrypoint import EntrypointType
-
     refresh_flow.serve(
         name=name,
         cron=cron,

@@ -1,15 +1,13 @@
-"""Fan a stage's missing keys out over Prefect tasks, one task per shard, and sum the results."""
+"""Where the shards of a stage run: Prefect tasks on a thread, Dask or Ray task runner."""
 from __future__ import annotations
 
-import time
-
-import pyarrow as pa
-from prefect import unmapped
+from prefect import task, unmapped
+from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from pipeline.cache_store import CacheTable
 from pipeline.config import Config, ConfigError
-from pipeline.stage_runner import ShardResult, StageSummary, split_shards
+from pipeline.stages import captions, cues, features
+from pipeline.stages.base import ShardedStage, ShardResult, StageSummary
 
 
 CLUSTER_HINT = 'install the cluster extra: .venv/bin/pip install -e ".[cluster]"'
@@ -42,25 +40,21 @@ def task_runner(cfg: Config):
     raise ValueError(f"unknown run.task_runner {run.task_runner!r}")
 
 
-def run_sharded(shard_task, cfg: Config, table: CacheTable, candidates: pa.Table, n_shards: int, *extra) -> StageSummary:
-    """Plan (what is missing), run `shard_task(cfg, shard, *extra)` per shard, summarize. Holds the stage's run lock throughout,
-    so a second run of the same stage waits and then finds nothing left to do."""
-    t0 = time.perf_counter()
-    with table.run_lock():
-        missing = table.missing(candidates)
-        summary = StageSummary(
-            stage=table.stage,
-            fingerprint=table.fingerprint,
-            path=str(table.path),
-            total=candidates.num_rows,
-            cached=candidates.num_rows - missing.num_rows,
-        )
-        if missing.num_rows:
-            shards = [s.to_pylist() for s in split_shards(missing, n_shards)]
-            futures = shard_task.map(unmapped(cfg), shards, *[unmapped(e) for e in extra])
-            results: list[ShardResult] = [f.result() for f in futures]
-            summary.computed = sum(r.computed for r in results)
-            summary.errors = sum(r.errors for r in results)
-            summary.model_loaded = any(r.loaded for r in results)
-    summary.seconds = time.perf_counter() - t0
-    return summary
+# Every sharded stage by name: a shard task receives the name (plain data between processes).
+SHARDED = {stage.name: stage for stage in (captions.STAGE, cues.STAGE, features.AUDIO, features.TEXT)}
+
+
+@task(name="stage-shard", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def shard_task(cfg: Config, shard: list[dict], stage: str, variant: str | None) -> ShardResult:
+    """One shard of one stage: its model loaded once per process, its batches written atomically."""
+    return SHARDED[stage].run_shard(cfg, shard, variant)
+
+
+def _map_as_tasks(stage: ShardedStage, cfg: Config, variant: str | None, shards: list[list[dict]]) -> list[ShardResult]:
+    futures = shard_task.map(unmapped(cfg), shards, unmapped(stage.name), unmapped(variant))
+    return [f.result() for f in futures]
+
+
+def run_stage(stage: ShardedStage, cfg: Config) -> list[StageSummary]:
+    """Run a sharded stage inside the calling flow, one Prefect task per shard on its task runner."""
+    return stage.run(cfg, _map_as_tasks)

@@ -1,4 +1,4 @@
-"""Prefect flow: train TeSO from the cached features (pipeline.train_stage, model.train).
+"""Prefect flow: train TeSO from the cached features (pipeline.stages.train, model.train).
 
 Under torchrun (several processes, DDP) `teso train` calls the recipe directly in every rank
 instead: one Prefect flow run per rank would only duplicate bookkeeping.
@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from prefect import flow
 
+from flows.manifest import index
 from pipeline.config import Config
-from pipeline.train_stage import run_training
+from pipeline.stages.train import run_training
 
 
 def train_and_report(cfg: Config, resume: bool = True) -> dict:
+    index(cfg)
     result, skipped = run_training(cfg, resume=resume)
     report = {
         "out_dir": str(result.out_dir),

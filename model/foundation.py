@@ -11,7 +11,6 @@ demo config says next to the setting.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import torch
 from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation, SwinConfig
 
 from model.config import SmallFoundationConfig
+from pipeline.common.atomic import atomic_folder
 
 
 def small_mask2former(cfg: SmallFoundationConfig) -> Mask2FormerForUniversalSegmentation:
@@ -59,10 +59,7 @@ def build_small_foundation(directory: str | Path, cfg: SmallFoundationConfig) ->
     wanted = json.dumps(asdict(cfg), sort_keys=True)
     if recipe.exists() and recipe.read_text() == wanted and (path / "config.json").exists():
         return path
-    tmp = path.parent / f".{path.name}.tmp"
-    small_mask2former(cfg).save_pretrained(tmp)
-    (tmp / "small_foundation.json").write_text(wanted)
-    if path.exists():
-        shutil.rmtree(path)
-    tmp.rename(path)
+    with atomic_folder(path) as tmp:
+        small_mask2former(cfg).save_pretrained(tmp)
+        (tmp / "small_foundation.json").write_text(wanted)
     return path

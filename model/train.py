@@ -5,15 +5,12 @@
       each epoch ── shuffle by (seed, epoch), gradient accumulation, AMP on CUDA, log every few steps
                  ── validate (optional), checkpoint atomically, keep `best/` by the selected metric
 
-Checkpoints (only rank 0 writes; every folder is written under a temporary name, then renamed):
+Files (only rank 0 writes; the checkpoint layout is described in model/checkpoints.py):
 
     out_dir/metrics.jsonl                 one JSON per logged step interval and per epoch
     out_dir/summary.json                  final epoch, steps, best metric
-    out_dir/checkpoints/last              name of the newest complete checkpoint folder
-    out_dir/checkpoints/epoch-{k}/        after k epochs: model.safetensors (trainable weights only),
-                                          optimizer.pt (AdamW + GradScaler), rng.pt (every rank's
-                                          python/numpy/torch/cuda RNG states), state.json
-    out_dir/best/                         model.safetensors + state.json of the best validated epoch
+    out_dir/checkpoints/                  epoch-{k}/ folders and the `last` pointer
+    out_dir/best/                         the best validated epoch
 
 Resuming restores the weights, the optimizer and every RNG stream, and the sampler and augmentation
 depend only on (seed, epoch, index): a run stopped after epoch k and resumed ends with the same
@@ -32,26 +29,34 @@ import logging
 import os
 import random
 import re
-import shutil
 import time
-import uuid
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from safetensors.torch import load_file, save_file
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
+from model.checkpoints import (
+    checkpoint_dir,
+    forget_latest,
+    latest_checkpoint,
+    load_checkpoint,
+    rng_state,
+    save_best,
+    save_checkpoint,
+    set_rng_state,
+)
 from model.config import TeSOConfig, TrainConfig
 from model.data import collate
 from model.losses import binary_targets, semantic_targets
 from model.segmenter import TeSOSegmenter
+from pipeline.common.atomic import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -70,153 +75,6 @@ class TrainResult:
     data_wait_share: list[float] = field(default_factory=list)  # per epoch: time blocked on the loader / step time
     best_metric: float | None = None
     best_epoch: int | None = None
-
-
-# --- batches ---
-
-
-def batch_loss(
-    model: torch.nn.Module, batch: dict[str, Any], num_labels: int
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Forward one collated batch (already on the model's device) with its loss; frames without a mask
-    are left out. Returns the total loss and the weighted terms, each summed over decoder layers."""
-    keep = batch["has_mask"]  # (B,)
-    if not bool(keep.any()):
-        raise ValueError(
-            "a training batch has no frame with a mask; filter the samples with build_training_samples"
-        )
-    masks = batch["mask"][keep]  # (B', H, W)
-    if num_labels == 1:
-        mask_labels, class_labels = binary_targets(masks)
-    else:
-        mask_labels, class_labels = semantic_targets(masks, num_labels)
-    out = model(
-        pixel_values=batch["pixel_values"][keep],
-        audio=batch["audio"][keep],
-        cues=batch["cues"][keep],
-        cue_valid=batch["cue_valid"][keep],
-        mask_labels=mask_labels,
-        class_labels=class_labels,
-    )
-    grouped: dict[str, torch.Tensor] = {}
-    for name, value in out.loss_terms.items():
-        base = re.sub(r"_\d+$", "", name)  # loss_dice_0, loss_dice_1, ... -> loss_dice
-        grouped[base] = grouped.get(base, 0) + value.detach()
-    return out.loss, grouped
-
-
-def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-
-
-# --- processes, devices, RNG ---
-
-
-@dataclass
-class _Dist:
-    rank: int
-    world_size: int
-    device: torch.device
-    created_group: bool
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def _setup_distributed(device: str) -> _Dist:
-    """One process, or one rank of a torchrun launch (RANK / WORLD_SIZE / LOCAL_RANK in the environment)."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size == 1:
-        return _Dist(0, 1, torch.device(device), False)
-    use_cuda = device.startswith("cuda")
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if use_cuda:
-        torch.cuda.set_device(local_rank)
-    created = not dist.is_initialized()
-    if created:
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    return _Dist(dist.get_rank(), world_size, torch.device(f"cuda:{local_rank}" if use_cuda else "cpu"), created)
-
-
-def _seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _rng_state() -> dict[str, Any]:
-    """This process's RNG states in types `torch.load(weights_only=True)` accepts."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = {
-        "python": random.getstate(),
-        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-# --- checkpoints ---
-
-
-def _write_folder_atomically(final: Path, write: Callable[[Path], None]) -> None:
-    """Write a folder under a temporary name, then swap it in; readers never see a half-written one."""
-    tmp = final.parent / f".{final.name}.{uuid.uuid4().hex[:8]}.tmp"
-    tmp.mkdir(parents=True)
-    try:
-        write(tmp)
-        for file in tmp.iterdir():  # on disk before the rename makes the folder visible
-            with open(file, "rb") as fh:
-                os.fsync(fh.fileno())
-        old = None
-        if final.exists():
-            old = final.parent / f".{final.name}.{uuid.uuid4().hex[:8]}.old"
-            final.rename(old)
-        tmp.rename(final)
-        if old is not None:
-            shutil.rmtree(old)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-
-
-def _write_text_atomically(path: Path, text: str) -> None:
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _save_weights(model: TeSOSegmenter, path: Path) -> None:
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.trainable_state_dict().items()}, str(path))
-
-
-def latest_checkpoint(out_dir: str | Path) -> Path | None:
-    """The folder the `last` pointer names, or None when no checkpoint was completed."""
-    pointer = Path(out_dir) / "checkpoints" / "last"
-    if not pointer.exists():
-        return None
-    folder = pointer.parent / pointer.read_text().strip()
-    if not (folder / "state.json").exists():
-        raise ValueError(f"{pointer} names {folder.name}, which is missing or incomplete")
-    return folder
-
-
-def _config_mismatch(saved: dict[str, Any], model_cfg: TeSOConfig) -> list[str]:
-    current = model_cfg.to_dict()
-    return [f"{k}: checkpoint {saved.get(k)!r}, now {v!r}" for k, v in current.items() if saved.get(k) != v]
 
 
 # --- the recipe ---
@@ -259,11 +117,11 @@ def _train(
     if cfg.batch_size % ctx.world_size:
         raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the {ctx.world_size} processes")
     out_dir = Path(cfg.out_dir)
-    ckpt_dir = out_dir / "checkpoints"
     if ctx.is_main:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint_dir(out_dir).mkdir(parents=True, exist_ok=True)
     use_amp = cfg.amp and ctx.device.type == "cuda"
 
+    # model, optimizer, and the state of a previous run
     _seed_all(cfg.seed)  # the same initial weights on every rank
     model = TeSOSegmenter(model_cfg).to(ctx.device)
     optimizer = torch.optim.AdamW(
@@ -274,24 +132,16 @@ def _train(
     start_epoch, global_step, best_metric, best_epoch = 0, 0, None, None
     checkpoint = latest_checkpoint(out_dir) if resume else None
     if checkpoint is not None:
-        state = json.loads((checkpoint / "state.json").read_text())
-        mismatch = _config_mismatch(state["model_config"], model_cfg)
-        if mismatch:
-            raise ValueError(f"{checkpoint} was trained with another TeSOConfig: " + "; ".join(mismatch))
-        model.load_trainable_state_dict(load_file(str(checkpoint / "model.safetensors"), device=str(ctx.device)))
-        opt_state = torch.load(checkpoint / "optimizer.pt", map_location=ctx.device, weights_only=True)
-        optimizer.load_state_dict(opt_state["optimizer"])
-        scaler.load_state_dict(opt_state["scaler"])
-        start_epoch, global_step = state["epoch"], state["global_step"]
-        best_metric, best_epoch = state["best_metric"], state["best_epoch"]
-        rng = torch.load(checkpoint / "rng.pt", weights_only=True)
-        if len(rng) == ctx.world_size:
-            _set_rng_state(rng[ctx.rank])
+        restored = load_checkpoint(checkpoint, model_cfg, model, optimizer, scaler, ctx.device)
+        start_epoch, global_step = restored.epoch, restored.global_step
+        best_metric, best_epoch = restored.best_metric, restored.best_epoch
+        if len(restored.rng_states) == ctx.world_size:
+            set_rng_state(restored.rng_states[ctx.rank])
         else:
             logger.warning(
                 "checkpoint has RNG states of %d processes, this run has %d: reseeding, so the run will not "
                 "repeat an uninterrupted one exactly",
-                len(rng), ctx.world_size,
+                len(restored.rng_states), ctx.world_size,
             )
             _seed_all(cfg.seed + 1000 * start_epoch + ctx.rank)
         logger.info("resumed from %s (epoch %d, step %d)", checkpoint, start_epoch, global_step)
@@ -301,13 +151,14 @@ def _train(
     metrics_path = out_dir / "metrics.jsonl"
     if ctx.is_main:
         if not resume:  # a later resume must not mix this run with an older one's checkpoints
-            (ckpt_dir / "last").unlink(missing_ok=True)
+            forget_latest(out_dir)
         # Records past the checkpoint belong to an interrupted epoch that is about to be redone.
         kept = []
         if checkpoint is not None and metrics_path.exists():
             kept = [line for line in metrics_path.read_text().splitlines() if json.loads(line)["epoch"] <= start_epoch]
-        _write_text_atomically(metrics_path, "".join(line + "\n" for line in kept))
+        atomic_write_text(metrics_path, "".join(line + "\n" for line in kept))
 
+    # data, and the model wrapped for one or many processes
     ddp = (
         DistributedDataParallel(model, find_unused_parameters=True, broadcast_buffers=False)
         if ctx.world_size > 1
@@ -354,11 +205,7 @@ def _train(
         if improved:
             result.best_metric, result.best_epoch = float(metrics[select_metric]), epoch + 1
 
-        rng_states = [None] * ctx.world_size
-        if ctx.world_size > 1:
-            dist.all_gather_object(rng_states, _rng_state())
-        else:
-            rng_states = [_rng_state()]
+        rng_states = _gather_rng_states(ctx)
         if ctx.is_main:
             record = {
                 "kind": "epoch", "epoch": epoch + 1, "step": result.global_step, "loss": epoch_loss,
@@ -369,8 +216,11 @@ def _train(
             logger.info("epoch %d/%d: loss %.4f %s", epoch + 1, cfg.epochs, epoch_loss, metrics)
             # best/ first: a crash in between redoes this epoch, which rewrites the same best/.
             if improved:
-                _save_best(model, out_dir / "best", epoch + 1, metrics, select_metric)
-            _save_checkpoint(model, optimizer, scaler, rng_states, model_cfg, cfg, result, epoch + 1, select_metric)
+                save_best(model, out_dir, epoch + 1, metrics, select_metric)
+            save_checkpoint(
+                out_dir, epoch + 1, model, optimizer, scaler, rng_states, model_cfg, cfg,
+                result.global_step, result.best_metric, result.best_epoch, select_metric,
+            )
         if ctx.world_size > 1:
             dist.barrier()  # no rank starts the next epoch before the checkpoint exists
 
@@ -379,7 +229,7 @@ def _train(
             "epochs": cfg.epochs, "global_step": result.global_step, "select_metric": select_metric,
             "best_metric": result.best_metric, "best_epoch": result.best_epoch,
         }
-        _write_text_atomically(out_dir / "summary.json", json.dumps(summary, indent=2))
+        atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
     return result
 
 
@@ -472,50 +322,86 @@ def _validate(model: TeSOSegmenter, val_set: Any, validate: Validate, ctx: _Dist
     return box[0]
 
 
-def _save_checkpoint(
-    model: TeSOSegmenter,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-    rng_states: list[dict[str, Any]],
-    model_cfg: TeSOConfig,
-    cfg: TrainConfig,
-    result: TrainResult,
-    epoch: int,
-    select_metric: str,
-) -> None:
-    ckpt_dir = result.out_dir / "checkpoints"
-    state = {
-        "epoch": epoch,
-        "global_step": result.global_step,
-        "best_metric": result.best_metric,
-        "best_epoch": result.best_epoch,
-        "select_metric": select_metric,
-        "world_size": len(rng_states),
-        "model_config": model_cfg.to_dict(),
-        "train_config": asdict(cfg),
-    }
+# --- batches ---
 
-    def write(folder: Path) -> None:
-        _save_weights(model, folder / "model.safetensors")
-        torch.save({"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict()}, folder / "optimizer.pt")
-        torch.save(rng_states, folder / "rng.pt")
-        (folder / "state.json").write_text(json.dumps(state, indent=2))
 
-    _write_folder_atomically(ckpt_dir / f"epoch-{epoch}", write)
-    _write_text_atomically(ckpt_dir / "last", f"epoch-{epoch}\n")
-    if cfg.keep_checkpoints:
-        done = sorted(
-            (p for p in ckpt_dir.glob("epoch-*") if p.is_dir() and p.name[6:].isdigit()),
-            key=lambda p: int(p.name[6:]),
+def batch_loss(
+    model: torch.nn.Module, batch: dict[str, Any], num_labels: int
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Forward one collated batch (already on the model's device) with its loss; frames without a mask
+    are left out. Returns the total loss and the weighted terms, each summed over decoder layers."""
+    keep = batch["has_mask"]  # (B,)
+    if not bool(keep.any()):
+        raise ValueError(
+            "a training batch has no frame with a mask; filter the samples with build_training_samples"
         )
-        for old in done[: -cfg.keep_checkpoints]:
-            shutil.rmtree(old)
+    masks = batch["mask"][keep]  # (B', H, W)
+    if num_labels == 1:
+        mask_labels, class_labels = binary_targets(masks)
+    else:
+        mask_labels, class_labels = semantic_targets(masks, num_labels)
+    out = model(
+        pixel_values=batch["pixel_values"][keep],
+        audio=batch["audio"][keep],
+        cues=batch["cues"][keep],
+        cue_valid=batch["cue_valid"][keep],
+        mask_labels=mask_labels,
+        class_labels=class_labels,
+    )
+    grouped: dict[str, torch.Tensor] = {}
+    for name, value in out.loss_terms.items():
+        base = re.sub(r"_\d+$", "", name)  # loss_dice_0, loss_dice_1, ... -> loss_dice
+        grouped[base] = grouped.get(base, 0) + value.detach()
+    return out.loss, grouped
 
 
-def _save_best(model: TeSOSegmenter, folder: Path, epoch: int, metrics: dict[str, float], select_metric: str) -> None:
-    def write(tmp: Path) -> None:
-        _save_weights(model, tmp / "model.safetensors")
-        info = {"epoch": epoch, "select_metric": select_metric, "metrics": metrics}
-        (tmp / "state.json").write_text(json.dumps(info, indent=2))
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
-    _write_folder_atomically(folder, write)
+
+# --- processes, devices, RNG ---
+
+
+@dataclass
+class _Dist:
+    rank: int
+    world_size: int
+    device: torch.device
+    created_group: bool
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def _setup_distributed(device: str) -> _Dist:
+    """One process, or one rank of a torchrun launch (RANK / WORLD_SIZE / LOCAL_RANK in the environment)."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return _Dist(0, 1, torch.device(device), False)
+    use_cuda = device.startswith("cuda")
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+    created = not dist.is_initialized()
+    if created:
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return _Dist(dist.get_rank(), world_size, torch.device(f"cuda:{local_rank}" if use_cuda else "cpu"), created)
+
+
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _gather_rng_states(ctx: _Dist) -> list[dict[str, Any]]:
+    """Every rank's RNG states in rank order (a collective: every rank calls it; rank 0 saves them)."""
+    rng_states: list[Any] = [None] * ctx.world_size
+    if ctx.world_size > 1:
+        dist.all_gather_object(rng_states, rng_state())
+    else:
+        rng_states = [rng_state()]
+    return rng_states

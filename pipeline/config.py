@@ -6,11 +6,20 @@ missing path ends the command with one readable message instead of a traceback m
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from model.config import SmallFoundationConfig, TeSOConfig, TrainConfig
+from pipeline.common.atomic import atomic_write_text
+from pipeline.common.registry import Registry
+from pipeline.data.synth import SynthConfig
+from pipeline.features.audio_conditions import DEFAULT_CONDITIONS, AudioCondition
+from pipeline.features.backends import AUDIO_ENCODERS, TEXT_ENCODERS
+from pipeline.text.backends import CAPTIONERS, REASONERS
 
 
 class ConfigError(ValueError):
@@ -19,6 +28,13 @@ class ConfigError(ValueError):
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _registered(registry: Registry, name: str) -> str:
+    """A backend name that `registry` knows (the message lists the known ones)."""
+    if name not in registry:
+        raise ValueError(f"unknown {registry.kind} {name!r}; known: {', '.join(registry.names())}")
+    return name
 
 
 class DatasetConfig(Section):
@@ -46,15 +62,13 @@ class SynthSection(Section):
             "v2": {"train": 100, "val": 25, "test": 25},
         }
     )
-    # How often an object shows its drawn "sounding" state (pipeline/synth.py): the gap between the
+    # How often an object shows its drawn "sounding" state (pipeline/data/synth/drawing.py): the gap between the
     # two is how much a frame alone tells about what is sounding.
     state_if_sounding: float = Field(0.8, ge=0, le=1)
     state_if_silent: float = Field(0.15, ge=0, le=1)
 
     def generator_config(self):
-        """The pipeline.synth.SynthConfig these settings describe."""
-        from pipeline.synth import SynthConfig
-
+        """The pipeline.data.synth.SynthConfig these settings describe."""
         return SynthConfig(
             seed=self.seed, size=self.size, videos=self.videos,
             state_if_sounding=self.state_if_sounding, state_if_silent=self.state_if_silent,
@@ -90,7 +104,7 @@ class VLLMSection(Section):
 
 
 class CaptionsConfig(Section):
-    backend: Literal["reference", "hf", "vllm"] = "reference"  # reference = the dataset's own descriptions
+    backend: str = "reference"  # pipeline.text.backends.CAPTIONERS; reference = the dataset's own descriptions
     model: str = "llava-hf/llava-1.5-7b-hf"  # hub id or local folder (hf, vllm)
     prompt: str = "caption_dense"  # file prompts/{prompt}.txt
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
@@ -100,9 +114,14 @@ class CaptionsConfig(Section):
     shards: int = Field(1, ge=1)  # parallel model copies; 1 per GPU is the sensible maximum
     vllm: VLLMSection = Field(default_factory=VLLMSection)
 
+    @field_validator("backend")
+    @classmethod
+    def _backend_known(cls, v: str) -> str:
+        return _registered(CAPTIONERS, v)
+
 
 class CuesConfig(Section):
-    backend: Literal["nouns", "hf", "vllm"] = "nouns"  # nouns = the paper's NLTK noun-parser baseline (TeSO-n)
+    backend: str = "nouns"  # pipeline.text.backends.REASONERS; nouns = the paper's NLTK noun-parser baseline (TeSO-n)
     model: str = "meta-llama/Llama-2-7b-chat-hf"
     template: str = "cot_fewshot"  # file prompts/{template}.txt
     max_cues: int = Field(4, ge=1)  # N_T in the paper's code
@@ -114,26 +133,14 @@ class CuesConfig(Section):
     structured: bool = False  # JSON-schema constrained output where the backend supports it (vllm)
     vllm: VLLMSection = Field(default_factory=VLLMSection)
 
-
-class AudioConditionSpec(Section):
-    name: str  # the feature variant it is stored under, e.g. wgn10
-    kind: Literal["normal", "mute", "wgn"]
-    snr_db: float | None = None  # wgn only; see pipeline.audio_conditions for the exact definition
-    seed: int = 0
-    mode: Literal["add", "replace"] = "add"
-
-
-def _default_conditions() -> list[AudioConditionSpec]:
-    return [
-        AudioConditionSpec(name="normal", kind="normal"),
-        AudioConditionSpec(name="mute", kind="mute"),
-        AudioConditionSpec(name="wgn10", kind="wgn", snr_db=10.0),
-        AudioConditionSpec(name="wgn40", kind="wgn", snr_db=40.0),
-    ]
+    @field_validator("backend")
+    @classmethod
+    def _backend_known(cls, v: str) -> str:
+        return _registered(REASONERS, v)
 
 
 class AudioFeaturesConfig(Section):
-    encoder: Literal["logmel", "vggish"] = "logmel"  # logmel needs no weights (demo); vggish is the paper's
+    encoder: str = "logmel"  # pipeline.features.backends.AUDIO_ENCODERS; logmel needs no weights (demo), vggish is the paper's
     weights: Path | None = None  # vggish-10086976.pth
     allow_random_weights: bool = False  # only for pipeline tests: random VGGish, recorded in provenance
     seed: int = 0
@@ -141,17 +148,41 @@ class AudioFeaturesConfig(Section):
     pca_params: Path | None = None
     batch_size: int = Field(64, ge=1)  # 0.96 s examples per forward
     videos_per_batch: int = Field(32, ge=1)  # clips per cache write
-    conditions: list[AudioConditionSpec] = Field(default_factory=_default_conditions)
+    conditions: list[AudioCondition] = Field(default_factory=lambda: list(DEFAULT_CONDITIONS))
+
+    @field_validator("encoder")
+    @classmethod
+    def _encoder_known(cls, v: str) -> str:
+        return _registered(AUDIO_ENCODERS, v)
+
+    @field_validator("conditions")
+    @classmethod
+    def _names_unique(cls, v: list[AudioCondition]) -> list[AudioCondition]:
+        names = [c.name for c in v]
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"audio conditions need distinct names, at least one; got {names}")
+        return v
+
+    def condition(self, name: str) -> AudioCondition:
+        for c in self.conditions:
+            if c.name == name:
+                return c
+        raise KeyError(f"audio condition {name!r} is not configured (features.audio.conditions: {[c.name for c in self.conditions]})")
 
 
 class TextFeaturesConfig(Section):
-    encoder: Literal["sentence-transformers", "clip", "imagebind"] = "sentence-transformers"
+    encoder: str = "sentence-transformers"  # pipeline.features.backends.TEXT_ENCODERS
     path: Path | None = None  # model folder or weights file; None = the bundled MiniLM (sentence-transformers)
     tokenizer: Path | None = None  # imagebind: CLIP BPE tokenizer folder
     template: str = "This is a {cue}."
     n_t: int = Field(4, ge=1)  # cue slots per frame (N_T)
     batch_size: int = Field(64, ge=1)
     frames_per_batch: int = Field(256, ge=1)
+
+    @field_validator("encoder")
+    @classmethod
+    def _encoder_known(cls, v: str) -> str:
+        return _registered(TEXT_ENCODERS, v)
 
 
 class FeaturesConfig(Section):
@@ -162,8 +193,6 @@ class FeaturesConfig(Section):
 
 def _check_dataclass(cls, values: dict) -> dict:
     """Validate a dict against one of model/config.py's dataclasses (unknown keys, bad values)."""
-    import dataclasses
-
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -182,8 +211,6 @@ class FoundationSection(Section):
     @field_validator("small")
     @classmethod
     def _small_fields(cls, v: dict) -> dict:
-        from model.config import SmallFoundationConfig
-
         return _check_dataclass(SmallFoundationConfig, v)
 
 
@@ -206,8 +233,6 @@ class TrainSection(Section):
     @field_validator("model")
     @classmethod
     def _model_fields(cls, v: dict) -> dict:
-        from model.config import TeSOConfig
-
         probe = {"text_dim": 1} | v  # text_dim may come from the feature store later
         _check_dataclass(TeSOConfig, probe)
         return v
@@ -215,14 +240,15 @@ class TrainSection(Section):
     @field_validator("recipe")
     @classmethod
     def _recipe_fields(cls, v: dict) -> dict:
-        from model.config import TrainConfig
-
         return _check_dataclass(TrainConfig, v)
 
 
 class EvalSection(Section):
     split: Literal["train", "val", "test"] = "test"
-    conditions: list[str] = Field(default_factory=lambda: ["normal", "mute", "wgn10", "wgn40"])  # audio variants
+    conditions: list[str] | None = None  # names in features.audio.conditions; None = all of them
+    # What the relative drops are measured against (paper Table 4), and the condition whose pass
+    # gives the cue-recognition scores and the grids.
+    reference_condition: str = "normal"
     checkpoint: Literal["best", "last"] = "best"
     threshold: float = Field(0.4, gt=0, lt=1)  # mIoU binarisation (GAVS/TeSO code 0.4; AVSBench 0.5)
     grids: int = Field(8, ge=0)  # qualitative PNG grids written
@@ -253,6 +279,19 @@ class Config(Section):
     # Named variants of this experiment (paper Table 5 ablations, cue variants): each is a list of
     # `key.sub=value` overrides applied on top of this config, trained into {train.out_dir}/{name}.
     runs: dict[str, list[str]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _conditions_known(self) -> "Config":
+        known = [c.name for c in self.features.audio.conditions]
+        if self.eval.conditions is None:
+            self.eval.conditions = list(known)
+        problems = [f"train.audio_condition {self.train.audio_condition!r}"] if self.train.audio_condition not in known else []
+        problems += [f"eval.conditions entry {n!r}" for n in self.eval.conditions if n not in known]
+        if problems:
+            raise ValueError(f"{', '.join(problems)}: not in features.audio.conditions {known}")
+        if self.eval.reference_condition not in self.eval.conditions:
+            raise ValueError(f"eval.reference_condition {self.eval.reference_condition!r} is not in eval.conditions {self.eval.conditions}")
+        return self
 
     @model_validator(mode="after")
     def _runs_valid(self) -> "Config":
@@ -376,6 +415,4 @@ def config_to_yaml(cfg: Config) -> str:
 
 def save_effective_config(cfg: Config, folder: Path, name: str = "config.yaml") -> Path:
     """Write the effective config beside an output, atomically, so every output says how it was made."""
-    from pipeline.atomic import atomic_write_text
-
     return atomic_write_text(Path(folder) / name, config_to_yaml(cfg))

@@ -7,11 +7,18 @@ from flows.captions import captions_flow
 from flows.cues import cues_flow
 from flows.features import features_flow
 from pipeline.config import load_config
-from pipeline.features_stage import audio_store, text_store
-from pipeline.manifest_stage import load_manifest
-from pipeline.synth import SynthConfig, generate
+from pipeline.stages.lineage import audio_store, text_store
+from pipeline.stages.lineage import load_manifest
+from pipeline.stages.manifest import run_manifest
+from pipeline.data.synth import SynthConfig, generate
 
 VIDEOS = {"v1s": {"train": 2, "val": 1, "test": 0}, "v1m": {"train": 1, "val": 0, "test": 0}, "v2": {"train": 1, "val": 0, "test": 0}}
+
+
+def indexed(cfg):
+    """The ok manifest rows, after indexing the folder (reading the manifest never indexes)."""
+    run_manifest(cfg)
+    return load_manifest(cfg)
 
 
 def test_features_for_every_row_and_condition(tmp_path):
@@ -24,7 +31,7 @@ def test_features_for_every_row_and_condition(tmp_path):
     captions_flow(cfg)
     cues_flow(cfg)
     summaries = features_flow(cfg)
-    manifest = load_manifest(cfg).to_pylist()
+    manifest = indexed(cfg).to_pylist()
     videos = {(r["dataset"], r["subset"], r["uid"]) for r in manifest}
     frames = {(r["dataset"], r["subset"], r["uid"], r["frame"]) for r in manifest}
     stores = {s.name: audio_store(cfg, s) for s in cfg.features.audio.conditions}

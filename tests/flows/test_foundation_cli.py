@@ -5,7 +5,7 @@ import pytest
 
 from flows.cli import main
 from pipeline.config import load_config
-from pipeline.manifest_stage import manifest_table
+from pipeline.stages.lineage import manifest_table
 
 TINY = "synth.videos={v1s: {train: 3, val: 1, test: 1}, v1m: {train: 2, val: 1, test: 1}, v2: {train: 2, val: 1, test: 1}}"
 

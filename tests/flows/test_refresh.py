@@ -17,12 +17,12 @@ import yaml
 
 from flows.cli import main
 from flows.refresh import refresh_flow
-from pipeline.captions_stage import captions_table
+from pipeline.stages.lineage import captions_table
 from pipeline.config import load_config
-from pipeline.cues_stage import cues_table
-from pipeline.features_stage import audio_store, text_store
-from pipeline.manifest_stage import load_manifest, manifest_table
-from pipeline.synth import SynthConfig, generate
+from pipeline.stages.lineage import cues_table
+from pipeline.stages.lineage import audio_store, text_store
+from pipeline.stages.lineage import load_manifest, manifest_table
+from pipeline.data.synth import SynthConfig, generate
 
 REPO = Path(__file__).resolve().parents[2]
 WAIT_S = 180

@@ -12,10 +12,10 @@ from flows.captions import captions_flow
 from flows.cli import main
 from flows.cues import cues_flow
 from flows.sharding import TaskRunnerUnavailable, task_runner
-from pipeline.captions_stage import captions_table
+from pipeline.stages.lineage import captions_table
 from pipeline.config import load_config
-from pipeline.cues_stage import cues_table
-from pipeline.synth import SynthConfig, generate
+from pipeline.stages.lineage import cues_table
+from pipeline.data.synth import SynthConfig, generate
 
 VIDEOS = {"v1s": {"train": 2, "val": 0, "test": 0}, "v1m": {"train": 1, "val": 0, "test": 0}, "v2": {"train": 1, "val": 0, "test": 0}}
 VOLATILE = {"created_at", "seconds"}
@@ -105,10 +105,10 @@ def test_ray_local_instance_gives_the_same_rows_as_threads(root, tmp_path):
 
 def test_noun_cues_from_concurrent_threads_match_one_thread(root):
     """Two cue shards on the thread runner look words up at once; NLTK's WordNet reader is not
-    thread-safe, so pipeline.noun_cues serializes its lookups."""
+    thread-safe, so pipeline.text.noun_cues serializes its lookups."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from pipeline import noun_cues
+    from pipeline.text import noun_cues
 
     if noun_cues.wordnet_or_none() is None:
         pytest.skip("WordNet is not installed")

@@ -13,15 +13,22 @@ import pytest
 from flows.captions import captions_flow
 from flows.cli import main
 from flows.cues import cues_flow
-from pipeline import worker_cache
-from pipeline.captions_stage import captions_table
+from pipeline.stages import workers
+from pipeline.stages.lineage import captions_table
 from pipeline.config import load_config
-from pipeline.cues_stage import cues_table
-from pipeline.manifest_stage import load_manifest
-from pipeline.sql_views import connect
-from pipeline.synth import SynthConfig, generate
+from pipeline.stages.lineage import cues_table
+from pipeline.stages.lineage import load_manifest
+from pipeline.stages.manifest import run_manifest
+from pipeline.store.sql_views import connect
+from pipeline.data.synth import SynthConfig, generate
 
 VIDEOS = {"v1s": {"train": 3, "val": 1, "test": 1}, "v1m": {"train": 2, "val": 0, "test": 0}, "v2": {"train": 1, "val": 0, "test": 0}}
+
+
+def indexed(cfg):
+    """The ok manifest rows, after indexing the folder (reading the manifest never indexes)."""
+    run_manifest(cfg)
+    return load_manifest(cfg)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +45,7 @@ def config(root, cache, *extra):
 
 def test_captions_then_cues_then_a_rerun_loads_nothing(root, tmp_path, capsys):
     cfg = config(root, tmp_path / "cache")
-    frames = load_manifest(cfg).num_rows
+    frames = indexed(cfg).num_rows
     first = captions_flow(cfg)
     assert (first.total, first.cached, first.computed, first.errors) == (frames, 0, frames, 0)
     caps = captions_table(cfg).read()
@@ -49,12 +56,12 @@ def test_captions_then_cues_then_a_rerun_loads_nothing(root, tmp_path, capsys):
     table = cues_table(cfg).read()
     assert table.num_rows == frames and pc.sum(table["n_cues"]).as_py() > 0
     assert all(len(c) <= cfg.cues.max_cues for c in table["cues"].to_pylist())
-    loads = worker_cache.loads
+    loads = workers.loads
     again = captions_flow(cfg)
     again_cues = cues_flow(cfg)
     assert (again.cached, again.computed, again.model_loaded) == (frames, 0, False)
     assert (again_cues.cached, again_cues.computed, again_cues.model_loaded) == (frames, 0, False)
-    assert worker_cache.loads == loads
+    assert workers.loads == loads
     capsys.readouterr()
     assert main(["sql", "--set", f"cache.root={tmp_path / 'cache'}", "SELECT uid, frame, cues FROM cues LIMIT 5"]) == 0
     assert "cues" in capsys.readouterr().out
@@ -84,7 +91,7 @@ def test_killed_run_resumes_with_one_row_per_frame(root, tmp_path):
     script = textwrap.dedent(
         f"""
         import time
-        from pipeline import reference_captions
+        from pipeline.text import reference_captions
         from pipeline.config import load_config
         from flows.captions import captions_flow
         real = reference_captions.ReferenceCaptioner.caption
@@ -107,7 +114,7 @@ def test_killed_run_resumes_with_one_row_per_frame(root, tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     written = len(table)
-    frames = load_manifest(cfg).num_rows
+    frames = indexed(cfg).num_rows
     assert 0 < written < frames, "the run should have been killed part-way"
     resumed = captions_flow(cfg)
     assert resumed.cached == written and resumed.computed == frames - written
@@ -117,7 +124,7 @@ def test_killed_run_resumes_with_one_row_per_frame(root, tmp_path):
 
 
 def test_hf_backends_end_to_end_with_tiny_models(root, tmp_path):
-    from tests.fixtures.tiny_models import make_tiny_llama_chat, make_tiny_llava
+    from pipeline.text.tiny_models import make_tiny_llama_chat, make_tiny_llava
 
     llava, llama = make_tiny_llava(tmp_path / "llava"), make_tiny_llama_chat(tmp_path / "llama")
     cfg = config(
@@ -125,7 +132,7 @@ def test_hf_backends_end_to_end_with_tiny_models(root, tmp_path):
         "captions.backend=hf", f"captions.model={llava}", "captions.max_new_tokens=4", "captions.device=cpu",
         "cues.backend=hf", f"cues.model={llama}", "cues.max_new_tokens=4", "cues.device=cpu", "cues.template=direct_zeroshot",
     )
-    frames = load_manifest(cfg).num_rows
+    frames = indexed(cfg).num_rows
     caps = captions_flow(cfg)
     assert (caps.computed, caps.errors, caps.model_loaded) == (frames, 0, True)
     rows = captions_table(cfg).read().to_pylist()

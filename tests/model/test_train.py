@@ -15,7 +15,8 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from model.data import AVSFrameDataset, FrameSample
-from model.train import TrainConfig, latest_checkpoint, train
+from model.checkpoints import latest_checkpoint
+from model.train import TrainConfig, train
 from tests.fixtures.tiny_mask2former import make_tiny_mask2former, tiny_teso_config
 
 SIZE, N_T, TEXT = 64, 4, 24

@@ -95,3 +95,30 @@ def test_every_shipped_config_and_its_runs_validate():
         cfg = load_config(path)
         for name in cfg.runs:
             run_config(cfg, name)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["captions.backend=llava"], r"captions\.backend: .*unknown captions backend 'llava'; known: hf, reference, vllm"),
+        (["cues.backend=gpt"], r"unknown cues backend 'gpt'; known: hf, nouns, vllm"),
+        (["features.audio.encoder=panns"], r"unknown audio encoder 'panns'; known: logmel, vggish"),
+        (["features.text.encoder=word2vec"], r"unknown text encoder 'word2vec'"),
+        (["eval.conditions=[normal, wgn20]"], r"eval\.conditions entry 'wgn20': not in features\.audio\.conditions"),
+        (["train.audio_condition=clean"], r"train\.audio_condition 'clean': not in features\.audio\.conditions"),
+        (["eval.reference_condition=wgn10", "eval.conditions=[normal, mute]"], r"eval\.reference_condition 'wgn10' is not in eval\.conditions"),
+        (["features.audio.conditions=[{name: a, kind: mute}, {name: a, kind: normal}]"], r"distinct names"),
+        (["features.audio.conditions=[{name: n, kind: wgn}]"], r"wgn needs a finite snr_db"),
+        (["features.audio.conditions=[{name: n, kind: pink}]"], r"kind"),
+    ],
+)
+def test_backends_and_audio_conditions_are_checked_when_the_config_is_loaded(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides)
+
+
+def test_eval_conditions_default_to_every_configured_condition():
+    cfg = load_config(None, ["features.audio.conditions=[{name: normal, kind: normal}, {name: silent, kind: mute}]"])
+    assert cfg.eval.conditions == ["normal", "silent"] and cfg.eval.reference_condition == "normal"
+    assert cfg.features.audio.condition("silent").label == "muted"
+    assert load_config(None).eval.conditions == ["normal", "mute", "wgn10", "wgn40"]

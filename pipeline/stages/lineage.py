@@ -1,0 +1,227 @@
+"""The lineage of the caches: every table a stage writes, its schema and keys, how its identity
+(fingerprint) follows from the config, and the reads downstream stages make of upstream tables.
+
+    dataset folder -> manifest -> captions -> cues -> text features --+
+                         |                                            +-> train -> evaluate (metrics)
+                         +--------------------------> audio features -+      (one store per audio condition)
+
+A table's fingerprint hashes everything that determines its rows: its stage version, the backend's
+identity (model, prompt or template hash, generation parameters) and the fingerprints of the tables
+its rows are computed from, so a change anywhere upstream gives every table below it a new folder.
+Stages open tables here and never import one another.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline.common.identity import file_sha256
+from pipeline.config import Config
+from pipeline.data.avsbench import MANIFEST_SCHEMA
+from pipeline.data.signatures import SIG_COLUMN, VIDEO_KEYS, folder_state
+from pipeline.features.audio_conditions import AudioCondition
+from pipeline.features.backends import AUDIO_ENCODERS, FEATURES_VERSION, TEXT_ENCODERS
+from pipeline.store.cache_table import CacheTable
+from pipeline.store.feature_store import FeatureStore
+from pipeline.text.backends import CAPTIONERS, REASONERS
+
+# Stage versions: bump one when that stage's output for the same inputs changes.
+MANIFEST_VERSION = 2  # 2: per-video signatures
+CAPTIONS_VERSION = 1
+CUES_VERSION = 1
+FEATURES_STAGE_VERSION = 1
+METRICS_VERSION = 2
+
+FRAME_KEYS = ("dataset", "subset", "uid", "frame")
+VIDEO_KEY_FIELDS = [("dataset", pa.string()), ("subset", pa.string()), ("uid", pa.string())]
+FRAME_KEY_FIELDS = VIDEO_KEY_FIELDS + [("frame", pa.int32())]
+
+MANIFEST_TABLE_SCHEMA = pa.schema(list(MANIFEST_SCHEMA) + [pa.field(SIG_COLUMN, pa.string())])
+
+CAPTIONS_SCHEMA = pa.schema(
+    FRAME_KEY_FIELDS
+    + [
+        ("caption", pa.string()),
+        ("model", pa.string()),
+        ("prompt_name", pa.string()),
+        ("prompt_sha", pa.string()),
+        ("gen_params", pa.string()),  # JSON of the generation parameters
+        ("n_tokens", pa.int32()),
+        ("seconds", pa.float32()),  # wall time of the batch divided by its size
+        ("status", pa.string()),
+        ("error", pa.string()),
+    ]
+)
+
+CUES_SCHEMA = pa.schema(
+    FRAME_KEY_FIELDS
+    + [
+        ("caption_sha", pa.string()),  # sha256 of the caption text the cues were derived from
+        ("cues", pa.list_(pa.string())),
+        ("n_cues", pa.int32()),
+        ("raw_response", pa.string()),
+        ("template", pa.string()),
+        ("template_sha", pa.string()),
+        ("model", pa.string()),
+        ("gen_params", pa.string()),
+        ("n_tokens", pa.int32()),
+        ("seconds", pa.float32()),
+        ("status", pa.string()),
+        ("error", pa.string()),
+    ]
+)
+
+METRICS_SCHEMA = pa.schema(
+    [
+        ("dataset", pa.string()),
+        ("run", pa.string()),  # train.out_dir name
+        ("checkpoint", pa.string()),
+        ("split", pa.string()),
+        ("condition", pa.string()),  # audio condition, or "-" for condition-free metrics
+        ("metric", pa.string()),  # miou, fscore, miou_drop, rec1_ap, miou_class/<name>, ...
+        ("value", pa.float64()),
+        ("frames", pa.int64()),
+        ("threshold", pa.float64()),
+        ("evaluation", pa.string()),  # the evaluation's fingerprint: weights + settings + features evaluated
+    ]
+)
+METRICS_KEYS = ("dataset", "run", "checkpoint", "evaluation", "split", "condition", "metric")
+
+
+def _table(cfg: Config, stage: str, inputs: dict, schema: pa.Schema, keys) -> CacheTable:
+    return CacheTable(cfg.cache.root, cfg.dataset.name, stage, inputs, schema, keys, cfg.cache.lock_timeout_s)
+
+
+# -- manifest ---------------------------------------------------------------------------------
+def manifest_table(cfg: Config) -> CacheTable:
+    """Fingerprinted by the reader's settings, not the files: each video's rows carry its signature."""
+    ds = cfg.dataset
+    inputs = {"stage_version": MANIFEST_VERSION, "root": str(ds.root.resolve()), "subsets": ds.subsets,
+              "splits": ds.splits, "v3": ds.v3, "verify": ds.verify}
+    keys = ("dataset", "subset", "split", "uid", "frame", SIG_COLUMN)
+    return _table(cfg, "manifest", inputs, MANIFEST_TABLE_SCHEMA, keys)
+
+
+class ManifestStale(RuntimeError):
+    """The dataset folder holds videos the manifest has not indexed (new or changed since)."""
+
+
+def current_rows(table: CacheTable, current: pa.Table) -> pa.Table:
+    """Stored rows whose (video keys, signature) are in `current`, in manifest order."""
+    stored = table.read()
+    keys = [*VIDEO_KEYS, SIG_COLUMN]
+    if stored.num_rows == 0 or current.num_rows == 0:
+        return stored.slice(0, 0)
+    rows = stored.join(current.cast(stored.select(keys).schema), keys=keys, join_type="inner")
+    rows = rows.select(table.schema.names)
+    return rows.sort_by([(c, "ascending") for c in ("subset", "split", "uid", "frame")])
+
+
+def load_manifest(cfg: Config, ok_only: bool = True) -> pa.Table:
+    """The current manifest: the stored rows of the videos the folder holds now (a removed video
+    is not in it). Reads only; raises ManifestStale when a video is new or changed since the last
+    indexing (`teso index`, or the manifest stage that every flow runs first)."""
+    ds = cfg.dataset
+    table = manifest_table(cfg)
+    current = folder_state(ds.root, ds.name, ds.subsets, ds.splits, ds.v3).current()
+    rows = current_rows(table, current)
+    indexed = rows.select([*VIDEO_KEYS, SIG_COLUMN]).group_by([*VIDEO_KEYS, SIG_COLUMN]).aggregate([]).num_rows
+    if indexed < current.num_rows:
+        raise ManifestStale(
+            f"{current.num_rows - indexed} of {current.num_rows} videos in {ds.root} are new or changed since they were "
+            f"indexed into {table.path}; run `teso index` (or `teso refresh`) first"
+        )
+    if ok_only:
+        rows = rows.filter(pc.equal(rows["status"], "ok"))
+    return rows
+
+
+# -- text cues --------------------------------------------------------------------------------
+def captions_table(cfg: Config) -> CacheTable:
+    inputs = {"stage_version": CAPTIONS_VERSION, **CAPTIONERS.get(cfg.captions.backend).identity(cfg)}
+    return _table(cfg, "captions", inputs, CAPTIONS_SCHEMA, FRAME_KEYS)
+
+
+def ok_captions(cfg: Config) -> pa.Table:
+    """The captions of the current captions config (ok rows only)."""
+    table = captions_table(cfg).read()
+    return table.filter(pc.equal(table["status"], "ok"))
+
+
+def cues_table(cfg: Config) -> CacheTable:
+    inputs = {"stage_version": CUES_VERSION, **REASONERS.get(cfg.cues.backend).identity(cfg),
+              "captions_fingerprint": captions_table(cfg).fingerprint}
+    return _table(cfg, "cues", inputs, CUES_SCHEMA, FRAME_KEYS)
+
+
+def cue_lists(cfg: Config) -> dict[tuple, list[str]]:
+    """{(subset, uid, frame): the reasoner's cues in its order} for every ok frame of the cues table."""
+    rows = cues_table(cfg).read(columns=["subset", "uid", "frame", "cues", "status"]).to_pylist()
+    return {(r["subset"], r["uid"], r["frame"]): (r["cues"] or []) for r in rows if r["status"] == "ok"}
+
+
+# -- features ---------------------------------------------------------------------------------
+def audio_store(cfg: Config, condition: AudioCondition | str) -> FeatureStore:
+    """One store per audio condition, fingerprinted by the encoder's identity and that condition's
+    exact definition, so changing or adding one condition recomputes only that one."""
+    a = cfg.features.audio
+    spec = a.condition(condition) if isinstance(condition, str) else condition
+    inputs = {
+        "kind": "audio",
+        "stage_version": FEATURES_STAGE_VERSION,
+        "features_version": FEATURES_VERSION,
+        "encoder": a.encoder,
+        "weights": AUDIO_ENCODERS.get(a.encoder).weights_id(cfg),
+        "postprocess": a.postprocess,
+        "pca_params": _pca_id(cfg),
+        "condition": spec.model_dump(),
+    }
+    return FeatureStore(cfg.cache.root, cfg.dataset.name, inputs, VIDEO_KEY_FIELDS, cfg.cache.lock_timeout_s)
+
+
+def _pca_id(cfg: Config) -> str | None:
+    a = cfg.features.audio
+    return file_sha256(a.pca_params) if a.postprocess and a.pca_params and Path(a.pca_params).is_file() else None
+
+
+def text_store(cfg: Config) -> FeatureStore:
+    t = cfg.features.text
+    inputs = {
+        "kind": "text",
+        "stage_version": FEATURES_STAGE_VERSION,
+        "encoder": t.encoder,
+        **TEXT_ENCODERS.get(t.encoder).identity(cfg),
+        "template": t.template,
+        "n_t": t.n_t,
+        "cues_fingerprint": cues_table(cfg).fingerprint,
+    }
+    return FeatureStore(cfg.cache.root, cfg.dataset.name, inputs, FRAME_KEY_FIELDS, cfg.cache.lock_timeout_s)
+
+
+@dataclass
+class Stores:
+    """The two feature stores a model reads: audio of one condition, and the text cues."""
+
+    audio: FeatureStore
+    text: FeatureStore
+
+    def audio_lookup(self, key):
+        return self.audio.get(key)
+
+    def text_lookup(self, key):
+        return self.text.get(key), self.text.get_valid(key)
+
+
+def open_stores(cfg: Config, condition: str | None = None) -> Stores:
+    """The stores of `condition` (default: train.audio_condition); names are checked at config load."""
+    return Stores(audio_store(cfg, condition or cfg.train.audio_condition), text_store(cfg))
+
+
+# -- metrics ----------------------------------------------------------------------------------
+def metrics_table(cfg: Config) -> CacheTable:
+    """Keyed by the evaluation's fingerprint: retrained weights or other settings add rows, never lose them."""
+    inputs = {"run": str(Path(cfg.train.out_dir).resolve()), "version": METRICS_VERSION}
+    return _table(cfg, "metrics", inputs, METRICS_SCHEMA, METRICS_KEYS)
