@@ -13,7 +13,10 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export NLTK_DATA := $(CURDIR)/$(VENV)/nltk_data
 
-.PHONY: setup demo test data index captions cues features foundation train eval report sql bench clean-cache refresh serve prefect-server
+.PHONY: help setup demo test data index captions cues features foundation train eval report sql bench clean-cache refresh serve prefect-server
+
+help: ## this list (CONFIG=configs/NAME.yaml selects the experiment, ARGS='key=value ...' overrides it)
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 # The marker is rebuilt when pyproject.toml changes. torch comes first, pinned to the local CPU
 # wheel: letting pip resolve it through the project would pull several GB of CUDA packages.
@@ -25,60 +28,60 @@ $(VENV)/.installed: pyproject.toml
 	scripts/install_wordnet.sh $(VENV)/nltk_data || echo "WARNING: WordNet could not be installed; the noun-parser cues (cues.backend=nouns) will stop with a clear error"
 	touch $@
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed ## create .venv and install everything (torch CPU wheel first, WordNet)
 
 # The whole experiment of $(CONFIG): data, every stage, the runs' trainings and evaluations, the report.
-demo: setup
+demo: setup ## the whole experiment of CONFIG: data, every stage, every run, the report
 	$(TESO) demo --config $(CONFIG) $(ARGS)
 
-data: setup
+data: setup ## write the synthetic dataset to synth.out (demo/data)
 	$(TESO) data synth --config $(CONFIG) $(ARGS)
 
-index: setup
+index: setup ## index dataset.root into the manifest table (only new or changed videos)
 	$(TESO) index --config $(CONFIG) $(ARGS)
 
-captions: setup
+captions: setup ## dense captions of every frame -> the captions table
 	$(TESO) captions --config $(CONFIG) $(ARGS)
 
-cues: setup
+cues: setup ## sounding-object cues from the captions -> the cues table
 	$(TESO) cues --config $(CONFIG) $(ARGS)
 
-features: setup
+features: setup ## audio features per condition and text-cue embeddings -> the feature store
 	$(TESO) features --config $(CONFIG) $(ARGS)
 
 # Every stage in one flow, computing only what is new (e.g. after videos were added).
-refresh: setup
+refresh: setup ## index, captions, cues, features in one flow, only what is new
 	$(TESO) refresh --config $(CONFIG) $(ARGS)
 
 # Scheduled refresh: `make prefect-server` in one terminal, `make serve` (cron: ARGS='--cron "0 3 * * *"') in another.
 PREFECT_SERVER_URL ?= http://127.0.0.1:4200/api
 
-prefect-server: setup
+prefect-server: setup ## a dedicated Prefect server on 127.0.0.1:4200 (for make serve)
 	$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200
 
-serve: setup
+serve: setup ## deploy refresh on a cron schedule to the server and run it
 	PREFECT_API_URL=$(PREFECT_SERVER_URL) $(TESO) serve --config $(CONFIG) $(ARGS)
 
-foundation: setup
+foundation: setup ## build the small random Mask2Former of the CPU configs (train makes it too)
 	$(TESO) foundation --config $(CONFIG) $(ARGS)
 
-train: setup
+train: setup ## train TeSO (ARGS=--run NAME for one of the config's runs) -> train.out_dir
 	$(TESO) train --config $(CONFIG) $(ARGS)
 
-eval: setup
+eval: setup ## metrics under every audio condition, cue recognition, grids -> train.out_dir/eval
 	$(TESO) eval --config $(CONFIG) $(ARGS)
 
-report: setup
+report: setup ## the runs side by side: report.md and report.html in report.out_dir
 	$(TESO) report --config $(CONFIG) $(ARGS)
 
-sql: setup
+sql: setup ## query the caches with DuckDB: make sql Q='SELECT ...'
 	$(TESO) sql --config $(CONFIG) "$(Q)"
 
-test: setup
+test: setup ## run the test suite
 	$(PY) -m pytest tests -q
 
-bench: setup
+bench: setup ## run the benchmarks (speed ratios against baselines)
 	$(PY) bench/run_all.py
 
-clean-cache:
+clean-cache: ## delete the demo's caches, data, runs and report
 	rm -rf cache/*/ demo/ runs/demo/ reports/demo/

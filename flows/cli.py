@@ -8,8 +8,8 @@
     teso refresh --config configs/demo.yaml  index, captions, cues, features in one flow (only what is new)
     teso serve --config configs/demo.yaml [--cron "0 3 * * *"] [--name N]  schedule `refresh` (Prefect server)
     teso foundation --config configs/demo.yaml  build the small random Mask2Former (no weights here)
-    teso train --config configs/demo.yaml    train TeSO (checkpoints, resume, best-on-val)
-    teso eval --config configs/demo.yaml     AVSBench metrics + audio-control test + cue recognition
+    teso train --config configs/demo.yaml    train TeSO: every run of report.runs, or --run NAME (checkpoints, resume, best-on-val)
+    teso eval --config configs/demo.yaml     AVSBench metrics + audio-control test + cue recognition, per run
     teso report --config configs/demo.yaml   the runs of report.runs side by side (Markdown, HTML)
     teso demo --config configs/demo.yaml     everything above in order, then the report
     teso score --pred DIR --gt DIR           AVSBench metrics for any method's PNG masks
@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 from flows import prefect_env
-from pipeline.config import Config, ConfigError, load_config, require_paths, run_config
+from pipeline.config import Config, ConfigError, load_config, report_runs, require_paths, run_config
 
 # Each subcommand imports its flow (Prefect, torch, the models) inside its function: `teso sql`,
 # `teso --help` and a config error answer in a fraction of a second instead of several.
@@ -43,7 +43,17 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 def _config(args: argparse.Namespace) -> Config:
     cfg = load_config(args.config, args.overrides)
     run = getattr(args, "run", None)
-    return run_config(cfg, run) if run else cfg
+    cfg = run_config(cfg, run) if run else cfg
+    if not cfg.run.progress:
+        prefect_env.quiet_libraries()
+    return cfg
+
+
+def _flow_config(args: argparse.Namespace) -> Config:
+    """The config of a command that runs flows (a temporary Prefect server that dies with it)."""
+    cfg = _config(args)
+    prefect_env.guard_temporary_server()
+    return cfg
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -62,7 +72,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    cfg = _config(args)
+    cfg = _flow_config(args)
     require_paths(cfg, ["dataset.root"])
     from flows.manifest import manifest_flow
 
@@ -71,7 +81,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_captions(args: argparse.Namespace) -> int:
-    cfg = _config(args)
+    cfg = _flow_config(args)
     require_paths(cfg, ["dataset.root"])
     from flows.captions import captions_flow
     from flows.sharding import task_runner
@@ -81,7 +91,7 @@ def cmd_captions(args: argparse.Namespace) -> int:
 
 
 def cmd_cues(args: argparse.Namespace) -> int:
-    cfg = _config(args)
+    cfg = _flow_config(args)
     require_paths(cfg, ["dataset.root"])
     from flows.cues import cues_flow
     from flows.sharding import task_runner
@@ -91,7 +101,7 @@ def cmd_cues(args: argparse.Namespace) -> int:
 
 
 def cmd_features(args: argparse.Namespace) -> int:
-    cfg = _config(args)
+    cfg = _flow_config(args)
     require_paths(cfg, ["dataset.root", "features.audio.weights", "features.text.path", "features.text.tokenizer"])
     from flows.features import features_flow
     from flows.sharding import task_runner
@@ -104,6 +114,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     from flows.refresh import REQUIRED_PATHS, refresh_flow
 
     require_paths(_config(args), REQUIRED_PATHS)  # fail before Prefect starts
+    prefect_env.guard_temporary_server()
     refresh_flow(args.config, list(args.overrides), args.run)
     return 0
 
@@ -132,26 +143,50 @@ def cmd_foundation(args: argparse.Namespace) -> int:
     return 0
 
 
+def _selected_runs(cfg: Config, args: argparse.Namespace) -> list[tuple[str, Config]]:
+    """--run NAME: that run (already applied to cfg); otherwise every run the report covers."""
+    return [(args.run, cfg)] if args.run else report_runs(cfg)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    from pipeline.model_io.foundation import ensure_foundation
+
     cfg = _config(args)
     require_paths(cfg, ["dataset.root"])
+    runs = _selected_runs(cfg, args)
+    for _, rcfg in runs:  # every torchrun rank runs this: only a single process may build the small foundation
+        ensure_foundation(rcfg, build="RANK" not in os.environ)
     if "RANK" in os.environ:  # launched by torchrun: every rank runs the recipe itself
         from flows.train import train_and_report
 
-        train_and_report(cfg, resume=not args.restart)
+        for _, rcfg in runs:
+            train_and_report(rcfg, resume=not args.restart)
         return 0
-    from flows.train import train_flow
+    from flows.train import train_flow, train_runs
 
-    train_flow(cfg, resume=not args.restart)
+    prefect_env.guard_temporary_server()
+    if args.run:
+        train_flow(cfg, resume=not args.restart)
+    else:
+        print(f"training {', '.join(name for name, _ in runs)} (--run NAME trains one)")
+        train_runs(cfg, resume=not args.restart)
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    cfg = _config(args)
-    require_paths(cfg, ["dataset.root", "train.out_dir"])
+    from pipeline.model_io.foundation import check_foundation
+
+    cfg = _flow_config(args)
+    require_paths(cfg, ["dataset.root"])
+    runs = _selected_runs(cfg, args)
+    for _, rcfg in runs:
+        require_paths(rcfg, ["train.out_dir"])
+        check_foundation(rcfg)
     from flows.evaluate import eval_flow
 
-    eval_flow(cfg)
+    for name, rcfg in runs:
+        print(f"evaluating {name} ({rcfg.train.out_dir})")
+        eval_flow(rcfg)
     return 0
 
 
@@ -169,7 +204,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    cfg = _config(args)
+    cfg = _flow_config(args)
     from flows.demo import demo_flow
 
     demo_flow(cfg)

@@ -12,23 +12,19 @@ evaluation reuses metrics whose fingerprint matches) and rewrites only the repor
 from __future__ import annotations
 
 import json
-import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
 from prefect import flow
 
 from flows.evaluate import eval_flow
 from flows.refresh import refresh_stages
-from flows.train import train_and_report, train_flow
-from model.config import SmallFoundationConfig
-from model.foundation import build_small_foundation
+from flows.train import train_flow, train_in_parallel
 from pipeline.config import Config, report_runs
 from pipeline.data import synth
 from pipeline.evaluation.report import write_report
+from pipeline.model_io.foundation import ensure_foundation, is_own_small_foundation
 
 
 def _banner(step: int, total: int, text: str) -> None:
@@ -52,24 +48,6 @@ def _synthetic_dataset(cfg: Config) -> None:
     print(f"synthetic dataset: {summary['frames']} frames, {'written' if summary['changed'] else 'unchanged'}")
 
 
-def _train_one(rcfg: Config) -> dict:
-    """One run's training in a worker process (no Prefect flow: the parent's flow run covers it)."""
-    # One thread each: two processes with torch's default two threads on 2 cores run at 40% of the
-    # speed (spinning OpenMP threads contend). CPU kernels split their sums by thread count, so the
-    # floats, and after a few epochs the model, differ from a sequential run's.
-    torch.set_num_threads(1)
-    return train_and_report(rcfg)
-
-
-def train_in_parallel(configs: list[Config], processes: int) -> list[dict]:
-    """Train several runs at once in spawned processes; their reports in the order given. A run
-    that fails raises here after the others finish (each run checkpoints and resumes on its own)."""
-    # spawn: a forked child would inherit this process's Prefect server and logging threads
-    with ProcessPoolExecutor(max_workers=min(processes, len(configs)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_train_one, c) for c in configs]
-        return [f.result() for f in futures]
-
-
 @flow(name="demo", log_prints=True)
 def demo_flow(cfg: Config) -> dict:
     runs = report_runs(cfg)
@@ -84,10 +62,9 @@ def demo_flow(cfg: Config) -> dict:
     _banner(step, total, "index, captions, cues, features")
     stages = refresh_stages(cfg)
     step += 1
-    foundation = str(cfg.train.model.get("foundation", ""))
-    if Path(foundation).resolve() == Path(cfg.foundation.out).resolve():
+    if is_own_small_foundation(cfg):
         _banner(step, total, f"small random foundation -> {cfg.foundation.out}")
-        build_small_foundation(cfg.foundation.out, SmallFoundationConfig(**cfg.foundation.small))
+    ensure_foundation(cfg)
     step += 1
     evaluated = {}
     if parallel:

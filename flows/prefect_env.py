@@ -1,7 +1,9 @@
-"""Prefect settings this project needs before `prefect` is first imported (DESIGN section 7)."""
+"""The process environment of a `teso` command: Prefect settings needed before `prefect` is first
+imported, and the libraries' progress bars."""
 from __future__ import annotations
 
 import os
+import subprocess
 
 DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -14,3 +16,43 @@ DEFAULTS = {
 def configure() -> None:
     for key, value in DEFAULTS.items():
         os.environ.setdefault(key, value)
+
+
+def quiet_libraries() -> None:
+    """run.progress=false silences the libraries' own bars too (transformers' weight loading)."""
+    from transformers.utils import logging as hf_logging  # transformers only when a command needs it
+
+    hf_logging.disable_progress_bar()
+
+
+def guard_temporary_server() -> None:
+    """Start Prefect's temporary server through flows/server_guard.py, so that a `teso` command
+    killed with SIGKILL leaves no server behind.
+
+    Prefect 3.8's launcher (SubprocessASGIServer._run_uvicorn_command) offers no hook for the
+    command line, so it runs here with a `subprocess` whose Popen puts the guard in front of the
+    `python -m uvicorn ...` it builds; everything else about the server stays Prefect's."""
+    from prefect.server.api import server  # ~1 s: Prefect imports it anyway to start the server
+
+    launch = server.SubprocessASGIServer._run_uvicorn_command
+    if getattr(launch, "guarded", False):
+        return
+    parent = os.getpid()
+
+    class _GuardedSubprocess:
+        TimeoutExpired = subprocess.TimeoutExpired
+
+        @staticmethod
+        def Popen(args, **kwargs):  # noqa: N802 (stands in for subprocess.Popen)
+            python, *rest = args
+            return subprocess.Popen([python, "-m", "flows.server_guard", str(parent), *rest], **kwargs)
+
+    def guarded(self):
+        server.subprocess = _GuardedSubprocess
+        try:
+            return launch(self)
+        finally:
+            server.subprocess = subprocess
+
+    guarded.guarded = True
+    server.SubprocessASGIServer._run_uvicorn_command = guarded

@@ -5,10 +5,15 @@ instead: one Prefect flow run per rank would only duplicate bookkeeping.
 """
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
+import torch
 from prefect import flow
 
+from flows import prefect_env
 from flows.manifest import index
-from pipeline.config import Config
+from pipeline.config import Config, report_runs
 from pipeline.stages.train import run_training
 
 
@@ -32,3 +37,34 @@ def train_and_report(cfg: Config, resume: bool = True) -> dict:
 @flow(name="train", log_prints=True)
 def train_flow(cfg: Config, resume: bool = True) -> dict:
     return train_and_report(cfg, resume)
+
+
+def _train_one(rcfg: Config, resume: bool = True) -> dict:
+    """One run's training in a worker process (no Prefect flow: the parent's flow run covers it)."""
+    # One thread each: two processes with torch's default two threads on 2 cores run at 40% of the
+    # speed (spinning OpenMP threads contend). CPU kernels split their sums by thread count, so the
+    # floats, and after a few epochs the model, differ from a sequential run's.
+    torch.set_num_threads(1)
+    if not rcfg.run.progress:
+        prefect_env.quiet_libraries()
+    return train_and_report(rcfg, resume)
+
+
+def train_in_parallel(configs: list[Config], processes: int, resume: bool = True) -> list[dict]:
+    """Train several runs at once in spawned processes; their reports in the order given. A run
+    that fails raises here after the others finish (each run checkpoints and resumes on its own)."""
+    # spawn: a forked child would inherit this process's Prefect server and logging threads
+    with ProcessPoolExecutor(max_workers=min(processes, len(configs)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_train_one, c, resume) for c in configs]
+        return [f.result() for f in futures]
+
+
+def train_runs(cfg: Config, resume: bool = True) -> dict[str, dict]:
+    """Every run the report covers (report.runs; the config itself when it has no runs), by name:
+    `run.parallel_trainings` at a time in their own processes, or one after another."""
+    runs = report_runs(cfg)
+    if cfg.run.parallel_trainings > 1 and len(runs) > 1:
+        reports = train_in_parallel([r for _, r in runs], cfg.run.parallel_trainings, resume)
+    else:
+        reports = [train_flow(r, resume) for _, r in runs]
+    return {name: report for (name, _), report in zip(runs, reports)}

@@ -105,6 +105,7 @@ class TrainConfig:
     image_size: int = 224  # recorded for provenance; the dataset does the resizing
     device: str = "auto"  # "auto" = cuda when available, else cpu; under torchrun cuda:LOCAL_RANK
     keep_checkpoints: int = 2  # newest epoch folders kept; 0 keeps all (best/ is separate)
+    progress: bool = True  # the per-epoch progress bar (the pipeline sets it from run.progress)
 
     def __post_init__(self) -> None:
         problems = [

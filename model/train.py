@@ -255,7 +255,7 @@ def _train_epoch(
     step_loss = torch.zeros((), device=ctx.device)
     wait_s = busy_s = 0.0
     desc = f"{Path(cfg.out_dir).name} epoch {epoch + 1}/{cfg.epochs}"  # the run's name: runs may train side by side
-    progress = tqdm(total=n_batches, desc=desc, disable=not ctx.is_main, leave=False)
+    progress = tqdm(total=n_batches, desc=desc, disable=not (ctx.is_main and cfg.progress), leave=False)
     batches = iter(loader)
     for i in range(n_batches):
         t0 = time.perf_counter()

@@ -27,7 +27,7 @@ def model_config(cfg: Config, stores: Stores) -> TeSOConfig:
 
 
 def recipe_config(cfg: Config) -> TrainConfig:
-    values = {"image_size": cfg.train.image_size, "out_dir": str(cfg.train.out_dir)} | dict(cfg.train.recipe)
+    values = {"image_size": cfg.train.image_size, "out_dir": str(cfg.train.out_dir), "progress": cfg.run.progress} | dict(cfg.train.recipe)
     return TrainConfig(**values)
 
 
