@@ -1,4 +1,4 @@
-"""Adapters: small bottleneck MLPs that lightly tune a frozen Mask2Former (DESIGN.md section 3, "Adapters").
+"""Adapters: small bottleneck MLPs that lightly tune a frozen Mask2Former (docs/METHOD.md, "Adapters").
 
 An adapter is `x + up(act(down(x)))` with widths d -> d / 4 -> d. Its up-projection starts at zero, so
 a freshly adapted model computes exactly what the frozen foundation model computes, and training moves

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from model.config import TeSOConfig, TrainConfig
+from model.config import ADDED_SETTINGS, TeSOConfig, TrainConfig
 from model.segmenter import TeSOSegmenter
 from pipeline.common.atomic import atomic_folder, atomic_write_text
 
@@ -146,8 +146,18 @@ class Restored:
 
 
 def _config_mismatch(saved: dict[str, Any], model_cfg: TeSOConfig) -> list[str]:
+    """Settings that differ from the checkpoint's. A setting added since the checkpoint was written
+    matches when it has the value that reproduces the code of then (ADDED_SETTINGS), or when it has
+    no effect on this model."""
     current = model_cfg.to_dict()
-    return [f"{k}: checkpoint {saved.get(k)!r}, now {v!r}" for k, v in current.items() if saved.get(k) != v]
+    inert = set() if model_cfg.freeze_foundation else {"frozen_foundation_mode"}
+
+    def same(k: str, v: Any) -> bool:
+        if k not in saved:
+            return k in inert or (k in ADDED_SETTINGS and ADDED_SETTINGS[k] == v)
+        return saved[k] == v
+
+    return [f"{k}: checkpoint {saved.get(k)!r}, now {v!r}" for k, v in current.items() if not same(k, v)]
 
 
 def load_checkpoint(

@@ -2,13 +2,18 @@
 TrainConfig: the training recipe's settings. Both torch-free, so configs validate without importing torch.
 
 Defaults follow the paper (ECCV 2024, "Can Textual Semantics Mitigate Sounding Object Segmentation
-Preference?") where it states a value, and DESIGN.md section 3 otherwise. The ablation switches are
+Preference?") where it states a value, and docs/METHOD.md otherwise. The ablation switches are
 the rows of the paper's Table 5; each comment says what the switch removes in this implementation.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+
+# Settings added after checkpoints were first written, with the value that reproduces the code from
+# before each existed: an older checkpoint resumes under that value (model/checkpoints.py).
+ADDED_SETTINGS: dict[str, Any] = {"frozen_foundation_mode": "train", "infonce_symmetric": True}
 
 
 @dataclass
@@ -20,6 +25,10 @@ class TeSOConfig:
     # The paper freezes the pretrained foundation. False trains it too: only for a foundation without
     # pretrained weights (model/foundation.py's small random Mask2Former in the CPU demo).
     freeze_foundation: bool = True
+    # How a frozen foundation runs while the rest trains: "eval" (as it was pretrained to be used:
+    # Swin's stochastic depth and any dropout off) or "train" (they stay active in frozen layers, as
+    # a plain nn.Module.train() leaves them). The paper does not say; eval is the usual practice.
+    frozen_foundation_mode: str = "eval"
 
     # --- input features (cached by the pipeline; their encoders are frozen) ---
     audio_dim: int = 128  # VGGish embedding per second
@@ -45,6 +54,7 @@ class TeSOConfig:
     use_auxiliary_loss: bool = True  # deep supervision on every decoder layer, as Mask2Former trains
     infonce_weight: float = 1.0
     infonce_temperature: float = 0.1  # cosine similarities are divided by this before the softmax
+    infonce_symmetric: bool = True  # both directions (view a -> b and b -> a, CLIP-style); False: a -> b only
 
     # --- ablation switches (paper Table 5) ---
     use_infonce: bool = True  # False: no InfoNCE term; latent audio features may collapse onto each other
@@ -71,6 +81,8 @@ class TeSOConfig:
         problems = [f"{name} must be > 0, got {value}" for name, value in positive.items() if value <= 0]
         if self.d_model % self.n_heads:
             problems.append(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if self.frozen_foundation_mode not in ("eval", "train"):
+            problems.append(f"frozen_foundation_mode must be 'eval' or 'train', got {self.frozen_foundation_mode!r}")
         if not 0.0 <= self.audio_dropout < 1.0:
             problems.append(f"audio_dropout must be in [0, 1), got {self.audio_dropout}")
         if self.use_infonce and self.n_latent < 2:

@@ -1,4 +1,4 @@
-"""Frames, masks and cached features as training tensors for TeSO (DESIGN.md sections 3 and 4).
+"""Frames, masks and cached features as training tensors (docs/METHOD.md; pipeline/data/layout.py).
 
 One item is one frame (AVSBench samples one frame per second) with everything the segmenter reads:
 the normalised image, its class map, the audio feature of that second and the frame's text cues.

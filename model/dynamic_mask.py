@@ -1,4 +1,4 @@
-"""Dynamic mask: drop the text cues that the audio does not support (DESIGN.md section 3).
+"""Dynamic mask: drop the text cues that the audio does not support (docs/METHOD.md, "Dynamic mask").
 
 Each cue gets one score, the attention logit between it and the latent audio features, averaged over
 heads and over the N_L latents:

@@ -1,4 +1,4 @@
-"""TeSO's training losses: Mask2Former's set loss plus a latent-audio InfoNCE term (DESIGN.md section 3).
+"""TeSO's training losses: Mask2Former's set loss plus a latent-audio InfoNCE term (docs/METHOD.md, "Losses").
 
 The set loss is transformers' own `Mask2FormerLoss` (Hungarian matching with scipy, then binary
 cross-entropy and Dice on sampled points of matched masks, cross-entropy on classes), built from a copy
@@ -127,7 +127,7 @@ def semantic_targets(
 
 
 def infonce_latent_loss(
-    f_al: torch.Tensor, f_al_view: torch.Tensor, temperature: float = 0.1
+    f_al: torch.Tensor, f_al_view: torch.Tensor, temperature: float = 0.1, symmetric: bool = True
 ) -> torch.Tensor:
     """InfoNCE that keeps the N_L latent audio features of a sample distinct from each other.
 
@@ -156,5 +156,7 @@ def infonce_latent_loss(
     logits = a @ b.transpose(1, 2) / temperature  # (B, N_L, N_L); diagonal = positives
     target = torch.arange(N_L, device=f_al.device).repeat(B)  # (B * N_L,)
     forward = F.cross_entropy(logits.flatten(0, 1), target)
+    if not symmetric:
+        return forward
     backward = F.cross_entropy(logits.transpose(1, 2).flatten(0, 1), target)
     return 0.5 * (forward + backward)

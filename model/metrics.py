@@ -1,4 +1,4 @@
-"""AVSBench evaluation metrics (DESIGN.md section 5), vectorized, with the reference code's quirks.
+"""AVSBench evaluation metrics (docs/METRICS.md), vectorized, with the reference code's quirks.
 
 Papers report the numbers of AVSBench's own scripts, so each function reproduces one of them:
 

@@ -1,4 +1,4 @@
-"""PMQS: prompting mask queries with semantics (DESIGN.md section 3).
+"""PMQS: prompting mask queries with semantics (docs/METHOD.md, "PMQS").
 
 Before Mask2Former's transformer decoder runs, every mask query reads the audio-text features F_AT
 (projected to the query width) and adds what it read:

@@ -1,4 +1,4 @@
-"""SeDAM: semantic-driven audio modeling (DESIGN.md section 3).
+"""SeDAM: semantic-driven audio modeling (docs/METHOD.md, "SeDAM").
 
 One VGGish feature F_A per second is projected to N_L latent audio features F_AL, so that several
 sounding objects can each find "their" part of the audio. Text cues F_T (the LLM's sounding-object

@@ -1,4 +1,4 @@
-"""TeSOSegmenter: a frozen Mask2Former steered by audio and text cues (DESIGN.md section 3).
+"""TeSOSegmenter: a frozen Mask2Former steered by audio and text cues (docs/METHOD.md).
 
     audio F_A ─┐
                ├─ SeDAM ─► F_AT ─► dynamic mask ─► PMQS ─► mask queries ─► Mask2Former decoder
@@ -96,6 +96,13 @@ class TeSOSegmenter(nn.Module):
         )
         self.criterion = SetCriterion(foundation, config)
         self.train()  # from_pretrained leaves mask2former in eval mode; start consistent like any nn.Module
+
+    def train(self, mode: bool = True) -> "TeSOSegmenter":
+        super().train(mode)
+        if mode and self.config.freeze_foundation and self.config.frozen_foundation_mode == "eval":
+            # the adapters inside it have no dropout, so they train the same either way
+            self.mask2former.eval()
+        return self
 
     # --- inputs to prompts ---
 
@@ -205,7 +212,7 @@ class TeSOSegmenter(nn.Module):
         if with_loss:
             terms = self.criterion(mask_logits, class_logits, mask_labels, class_labels, out.auxiliary_logits)
             if self.config.use_infonce and prompt is not None and prompt.f_al is not None:
-                infonce = infonce_latent_loss(prompt.f_al, prompt.f_al_view, self.config.infonce_temperature)
+                infonce = infonce_latent_loss(prompt.f_al, prompt.f_al_view, self.config.infonce_temperature, self.config.infonce_symmetric)
                 terms["loss_infonce"] = self.config.infonce_weight * infonce
             loss = sum(terms.values())
 

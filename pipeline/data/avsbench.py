@@ -1,6 +1,6 @@
 """Index an AVSBench-semantic release (and its AVS-V3 splits) into a per-frame manifest.
 
-Layout (DESIGN.md section 4): `ROOT/metadata.csv` (`vid,uid,s_min,s_sec,a_obj,split,label`),
+Layout (pipeline/data/layout.py): `ROOT/metadata.csv` (`vid,uid,s_min,s_sec,a_obj,split,label`),
 `ROOT/label2idx.json`, and per video `ROOT/{label}/{uid}/frames/{i}.jpg`, `labels_rgb/{i}.png`,
 `labels_semantic/{i}.png`, `audio.wav`. v1s and v1m videos have 5 frames (1 fps), v2 has 10.
 AVSBench labels only the first frame of a v1s training video, so its other frames get

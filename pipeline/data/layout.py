@@ -1,4 +1,4 @@
-"""File and folder names of the AVSBench-semantic layout (DESIGN.md section 4), spelled once for
+"""File and folder names of the AVSBench-semantic layout (README.md, "Datasets"), spelled once for
 the reader (pipeline/data/avsbench.py) and the synthetic generator (pipeline/data/synth).
 
     ROOT/metadata.csv                            one row per video: vid,uid,s_min,s_sec,a_obj,split,label

@@ -1,4 +1,4 @@
-"""The Parquet cache store every stage writes through (DESIGN section 6).
+"""The Parquet cache store every stage writes through (cache/README.md).
 
 Layout: `ROOT/{dataset}/{stage}/{fingerprint}/` holding
   _meta.json              schema version, stage, key columns, the fingerprint's inputs, the schema

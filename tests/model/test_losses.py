@@ -124,3 +124,11 @@ def test_infonce_rejects_bad_shapes():
         infonce_latent_loss(torch.randn(2, 4, 8), torch.randn(2, 3, 8))
     with pytest.raises(ValueError, match="N_L >= 2"):
         infonce_latent_loss(torch.randn(2, 1, 8), torch.randn(2, 1, 8))
+
+
+def test_infonce_one_direction_is_the_forward_term():
+    g = torch.Generator().manual_seed(3)
+    a, b = torch.randn(2, 4, 8, generator=g), torch.randn(2, 4, 8, generator=g)
+    forward = infonce_latent_loss(a, b, 0.1, symmetric=False)
+    backward = infonce_latent_loss(b, a, 0.1, symmetric=False)
+    torch.testing.assert_close(infonce_latent_loss(a, b, 0.1), 0.5 * (forward + backward))

@@ -254,3 +254,13 @@ def test_bad_inputs_raise(tiny_path, batch):
     mask_labels, _ = binary_targets(torch.ones(B, 64, 64))
     with pytest.raises(ValueError, match="both mask_labels and class_labels"):
         model(**batch, mask_labels=mask_labels)
+
+
+def test_a_frozen_foundation_runs_in_eval_mode_unless_told_otherwise(tiny_path):
+    model = build(tiny_path).train()
+    assert not model.mask2former.training and model.sedam.training  # stochastic depth off in the frozen network
+    assert all(not m.training for m in model.mask2former.modules())
+    assert build(tiny_path, frozen_foundation_mode="train").train().mask2former.training
+    assert build(tiny_path, freeze_foundation=False).train().mask2former.training  # a trained foundation trains
+    with pytest.raises(ValueError, match="frozen_foundation_mode"):
+        tiny_teso_config(tiny_path, frozen_foundation_mode="half")

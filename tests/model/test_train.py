@@ -278,3 +278,15 @@ def test_ddp_two_gloo_processes_match_one_process(setup, tmp_path):
     assert not (tmp_path / "ddp" / "rank1").exists()  # rank 1 wrote nothing
     assert (tmp_path / "ddp" / "rank0" / "checkpoints" / "epoch-2" / "model.safetensors").exists()
     assert len(torch.load(tmp_path / "ddp" / "rank0" / "checkpoints" / "epoch-2" / "rng.pt")) == 2
+
+
+def test_config_check_on_resume_knows_settings_added_since_a_checkpoint():
+    from model.checkpoints import _config_mismatch
+
+    frozen = tiny_teso_config("m2f")
+    old = {k: v for k, v in frozen.to_dict().items() if k not in ("frozen_foundation_mode", "infonce_symmetric")}
+    # a frozen foundation ran in train mode before the setting existed: eval mode is another model
+    assert [m.split(":")[0] for m in _config_mismatch(old, frozen)] == ["frozen_foundation_mode"]
+    assert _config_mismatch(old, tiny_teso_config("m2f", frozen_foundation_mode="train")) == []
+    trained = tiny_teso_config("m2f", freeze_foundation=False)  # the mode has no effect on a trained foundation
+    assert _config_mismatch({k: v for k, v in old.items()} | {"freeze_foundation": False}, trained) == []

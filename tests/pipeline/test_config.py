@@ -122,3 +122,20 @@ def test_eval_conditions_default_to_every_configured_condition():
     assert cfg.eval.conditions == ["normal", "silent"] and cfg.eval.reference_condition == "normal"
     assert cfg.features.audio.condition("silent").label == "muted"
     assert load_config(None).eval.conditions == ["normal", "mute", "wgn10", "wgn40"]
+
+
+PAPER_CONFIGS = ["avsbench_v1s", "avsbench_v1m", "avss_binary", "avss_semantic", "v3_zero_shot", "v3_1_shot", "v3_3_shot", "v3_5_shot"]
+
+
+@pytest.mark.parametrize("name", PAPER_CONFIGS)
+def test_paper_configs_set_the_papers_values_of_every_deviation(name):
+    from pathlib import Path
+
+    from pipeline.text.prompts import load_template
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / f"{name}.yaml")
+    assert load_template(cfg.captions.prompt).text.strip() == (
+        "Please carefully understand the image content and provide as rich a description as possible.")
+    assert cfg.train.augment is False
+    model = cfg.train.model
+    assert (model["frozen_foundation_mode"], model["audio_dropout"], model["infonce_symmetric"]) == ("eval", 0.0, True)

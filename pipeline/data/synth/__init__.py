@@ -12,7 +12,7 @@ silent objects, so a frame alone is an unreliable witness. A reference descripti
 names every visible object, its colour, position and drawn state (what a captioner would see,
 not the ground truth).
 
-Layout (pipeline/data/layout.py, DESIGN.md section 4): `metadata.csv` (vid
+Layout (pipeline/data/layout.py): `metadata.csv` (vid
 `synth_{label}_{split}_{i:04d}`, uid `{vid}_{s_min}_{s_sec}`, a_obj = the class sounding in most
 seconds), `label2idx.json`, per video `{label}/{uid}/frames/{i}.jpg`, `labels_rgb/{i}.png`,
 `labels_semantic/{i}.png`, `audio.wav` (16 kHz mono PCM_16, T seconds); in v1s train only frame 0

@@ -27,7 +27,7 @@ def demonstrations(text: str) -> list[str]:
 
 
 def test_every_variant_the_paper_ablates_is_shipped():
-    assert set(list_templates()) == {"caption_dense", *CUE_TEMPLATES}
+    assert set(list_templates()) == {"caption_paper", "caption_dense", *CUE_TEMPLATES}
 
 
 @pytest.mark.parametrize("name", CUE_TEMPLATES)
