@@ -13,7 +13,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export NLTK_DATA := $(CURDIR)/$(VENV)/nltk_data
 
-.PHONY: help setup demo test data index captions cues features foundation train eval report sql bench clean-cache refresh serve prefect-server
+.PHONY: help setup demo reproduce test data index captions cues features foundation train eval report sql bench clean-cache refresh serve prefect-server
 
 help: ## this list (CONFIG=configs/NAME.yaml selects the experiment, ARGS='key=value ...' overrides it)
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ setup: $(VENV)/.installed ## create .venv and install everything (torch CPU whee
 # The whole experiment of $(CONFIG): data, every stage, the runs' trainings and evaluations, the report.
 demo: setup ## the whole experiment of CONFIG: data, every stage, every run, the report
 	$(TESO) demo --config $(CONFIG) $(ARGS)
+
+reproduce: setup ## every run of CONFIG at every seed of reproduce.seeds; the claims report (reproduce.out_dir)
+	$(TESO) reproduce --config $(CONFIG) $(ARGS)
 
 data: setup ## write the synthetic dataset to synth.out (demo/data)
 	$(TESO) data synth --config $(CONFIG) $(ARGS)

@@ -12,6 +12,7 @@
     teso eval --config configs/demo.yaml     AVSBench metrics + audio-control test + cue recognition, per run
     teso report --config configs/demo.yaml   the runs of report.runs side by side (Markdown, HTML)
     teso demo --config configs/demo.yaml     everything above in order, then the report
+    teso reproduce --config configs/demo.yaml  every run over reproduce.seeds; claims with intervals and verdicts
     teso score --pred DIR --gt DIR           AVSBench metrics for any method's PNG masks
     teso sql ["SELECT ..."]                  query the caches (no query: list the views)
 
@@ -211,6 +212,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    cfg = _flow_config(args)
+    from flows.reproduce import reproduce_flow
+
+    reproduce_flow(cfg)
+    return 0
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from pipeline.evaluation.score import score_folders
 
@@ -303,6 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="data, every stage, the report.runs trainings and evaluations, the report")
     _add_config_args(demo)
     demo.set_defaults(func=cmd_demo)
+
+    reproduce = sub.add_parser("reproduce", help="every run at every seed of reproduce.seeds, the paper's claims checked on the numbers")
+    _add_config_args(reproduce)
+    reproduce.set_defaults(func=cmd_reproduce)
 
     score = sub.add_parser("score", help="AVSBench metrics for predicted PNG masks of any method")
     score.add_argument("--pred", required=True, type=Path, help="predicted masks, same relative paths as --gt")

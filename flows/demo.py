@@ -31,7 +31,7 @@ def _banner(step: int, total: int, text: str) -> None:
     print(f"[{step}/{total}] {text}")
 
 
-def _synthetic_dataset(cfg: Config) -> None:
+def synthetic_dataset(cfg: Config) -> None:
     """Generate the synthetic dataset unless the same generator code and settings already wrote it
     (a stamp in the cache says so; re-rendering only to find identical bytes costs ~15 s)."""
     gen = cfg.synth.generator_config()
@@ -57,7 +57,7 @@ def demo_flow(cfg: Config) -> dict:
     t0 = time.perf_counter()
     if Path(cfg.dataset.root).resolve() == Path(cfg.synth.out).resolve():
         _banner(step, total, f"synthetic dataset -> {cfg.synth.out}")
-        _synthetic_dataset(cfg)
+        synthetic_dataset(cfg)
     step += 1
     _banner(step, total, "index, captions, cues, features")
     stages = refresh_stages(cfg)

@@ -264,6 +264,25 @@ class ReportSection(Section):
     grids: int = Field(4, ge=0)  # qualitative grids of the main run shown
 
 
+class ReproduceSection(Section):
+    """`teso reproduce` / `make reproduce`: every run of the report over several seeds, and the
+    paper's claims checked on the numbers (pipeline/evaluation/claims.py)."""
+
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)  # train.recipe.seed of each repetition
+    out_dir: Path = Path("reports/demo/reproduce")
+    # Which run plays which part in the claims; a role whose run is not in `runs` is reported "not run".
+    roles: dict[Literal["teso", "no_audio", "no_text", "nouns"], str] = Field(
+        default_factory=lambda: {"teso": "teso", "no_audio": "no_audio", "no_text": "no_text", "nouns": "nouns"}
+    )
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"seeds must be distinct, got {v}")
+        return v
+
+
 class Config(Section):
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
@@ -276,6 +295,7 @@ class Config(Section):
     train: TrainSection = Field(default_factory=TrainSection)
     eval: EvalSection = Field(default_factory=EvalSection)
     report: ReportSection = Field(default_factory=ReportSection)
+    reproduce: ReproduceSection = Field(default_factory=ReproduceSection)
     # Named variants of this experiment (paper Table 5 ablations, cue variants): each is a list of
     # `key.sub=value` overrides applied on top of this config, trained into {train.out_dir}/{name}.
     runs: dict[str, list[str]] = Field(default_factory=dict)
@@ -373,19 +393,30 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         raise ConfigError(_format_errors(source, exc)) from None
 
 
-def run_config(cfg: Config, name: str) -> Config:
-    """The config of run `name`: its overrides on top of `cfg`, writing to {train.out_dir}/{name}."""
-    if name not in cfg.runs:
-        raise ConfigError(f"unknown run {name!r}; this config defines: {sorted(cfg.runs) or 'none'}")
-    tree = cfg.model_dump(mode="json")
-    overrides = list(cfg.runs[name]) + [f"train.out_dir={Path(cfg.train.out_dir) / name}"]
-    tree = _merge(tree, parse_overrides(overrides))
-    tree["runs"] = {}  # a run's config is one experiment; it has no runs of its own
-    tree["report"]["runs"] = None
+def with_overrides(cfg: Config, overrides: list[str], source: str, **replace: Any) -> Config:
+    """`cfg` with `key.sub=value` overrides applied (and top-level sections replaced whole),
+    validated again; `source` names them in errors."""
+    tree = _merge(cfg.model_dump(mode="json"), parse_overrides(overrides)) | replace
     try:
         return Config.model_validate(tree)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(f"run {name}", exc)) from None
+        raise ConfigError(_format_errors(source, exc)) from None
+
+
+def run_config(cfg: Config, name: str) -> Config:
+    """The config of run `name`: its overrides on top of `cfg`, writing to {train.out_dir}/{name}.
+    A run's config is one experiment: it has no runs of its own."""
+    if name not in cfg.runs:
+        raise ConfigError(f"unknown run {name!r}; this config defines: {sorted(cfg.runs) or 'none'}")
+    overrides = list(cfg.runs[name]) + [f"train.out_dir={Path(cfg.train.out_dir) / name}", "report.runs=null"]
+    return with_overrides(cfg, overrides, f"run {name}", runs={})
+
+
+def seed_config(cfg: Config, seed: int) -> Config:
+    """One repetition of a run for `teso reproduce`: train.recipe.seed = seed (model init, data order
+    and augmentation), trained into {parent of train.out_dir}/seed{seed}/{run name}."""
+    out = Path(cfg.train.out_dir)
+    return with_overrides(cfg, [f"train.recipe.seed={seed}", f"train.out_dir={out.parent / f'seed{seed}' / out.name}"], f"seed {seed}")
 
 
 def report_runs(cfg: Config) -> list[tuple[str, Config]]:

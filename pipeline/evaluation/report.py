@@ -32,6 +32,9 @@ import matplotlib.pyplot as plt  # noqa: E402 (after choosing the backend)
 from pipeline.common.atomic import atomic_write_text
 from pipeline.config import Config, report_runs
 
+STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse;margin-bottom:1em}"
+         "th,td{border:1px solid #bbb;padding:4px 8px;text-align:right}th:first-child,td:first-child{text-align:left}"
+         "th{background:#eee}img{max-width:100%}")
 SUBSET_NAMES = {"v1s": "S4 (v1s)", "v1m": "MS3 (v1m)", "v2": "AVSS-binary (v2)"}
 
 
@@ -134,19 +137,19 @@ def plot_curves(runs: list[RunResults], path: Path) -> Path:
     return path
 
 
-def _markdown_table(t: dict) -> str:
+def markdown_table(t: dict) -> str:
     lines = [f"**{t['title']}**", "", "| " + " | ".join(t["header"]) + " |", "|" + "---|" * len(t["header"])]
     lines += ["| " + " | ".join(row) + " |" for row in t["rows"]]
     return "\n".join(lines)
 
 
-def _html_table(t: dict) -> str:
+def html_table(t: dict) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in t["header"])
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in t["rows"])
     return f"<h3>{html.escape(t['title'])}</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _data_uri(path: Path) -> str:
+def data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
@@ -181,21 +184,18 @@ def write_report(cfg: Config) -> dict:
     intro = _intro(cfg, runs)
     md = ["# TeSO results", "", *intro, ""]
     for key in ("table1", "table4", "table5", "table3"):
-        md += [_markdown_table(t[key]), ""]
+        md += [markdown_table(t[key]), ""]
     md += ["## Training curves", "", f"![curves]({curves.relative_to(out)})", "", "## Qualitative results (main run)", "",
            "Each grid: frame | ground truth | prediction | prediction under muted audio | where each prompt steers the masks.", ""]
     md += [f"![{g.stem}]({g.relative_to(out)})" for g in grids]
     atomic_write_text(out / "report.md", "\n".join(md) + "\n")
 
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse;margin-bottom:1em}"
-             "th,td{border:1px solid #bbb;padding:4px 8px;text-align:right}th:first-child,td:first-child{text-align:left}"
-             "th{background:#eee}img{max-width:100%}")
     body = ["<h1>TeSO results</h1>", *[f"<p>{html.escape(line)}</p>" for line in intro]]
-    body += [_html_table(t[key]) for key in ("table1", "table4", "table5", "table3")]
-    body += ["<h2>Training curves</h2>", f'<img alt="curves" src="{_data_uri(curves)}">', "<h2>Qualitative results (main run)</h2>",
+    body += [html_table(t[key]) for key in ("table1", "table4", "table5", "table3")]
+    body += ["<h2>Training curves</h2>", f'<img alt="curves" src="{data_uri(curves)}">', "<h2>Qualitative results (main run)</h2>",
              "<p>frame | ground truth | prediction | prediction under muted audio | per-prompt heat maps</p>"]
-    body += [f'<p>{html.escape(g.stem)}<br><img alt="{html.escape(g.stem)}" src="{_data_uri(g)}"></p>' for g in grids]
-    page = f"<!doctype html><html><head><meta charset='utf-8'><title>TeSO results</title><style>{style}</style></head><body>{''.join(body)}</body></html>"
+    body += [f'<p>{html.escape(g.stem)}<br><img alt="{html.escape(g.stem)}" src="{data_uri(g)}"></p>' for g in grids]
+    page = f"<!doctype html><html><head><meta charset='utf-8'><title>TeSO results</title><style>{STYLE}</style></head><body>{''.join(body)}</body></html>"
     atomic_write_text(out / "report.html", page)
     data = {"runs": {r.name: r.metrics for r in runs}, "tables": t}
     atomic_write_text(out / "report.json", json.dumps(data, indent=2, default=str))

@@ -5,17 +5,13 @@ import json
 import pytest
 
 from flows.demo import demo_flow
-from pipeline.config import load_config
+from tests.fixtures.configs import tiny_config
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("demo")
-    cfg = load_config("configs/tiny.yaml", [
-        f"synth.out={tmp / 'data'}", f"dataset.root={tmp / 'data'}", f"cache.root={tmp / 'cache'}",
-        f"foundation.out={tmp / 'foundation'}", f"train.model.foundation={tmp / 'foundation'}",
-        f"train.out_dir={tmp / 'runs'}", f"report.out_dir={tmp / 'report'}",
-    ])
+    cfg = tiny_config(tmp)
     with pytest.warns(UserWarning):  # too few videos for the V3 k-shot splits
         first = demo_flow(cfg)
     return cfg, tmp, first
