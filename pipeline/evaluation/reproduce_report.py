@@ -88,7 +88,7 @@ def write_reproduce_report(cfg: Config, results: Results, out_dirs: dict[str, di
     e = cfg.eval
     conditions = [cfg.features.audio.condition(name) for name in e.conditions]
     mute = next((c.name for c in conditions if c.kind == "mute"), None)
-    noises = {c.name: c.label for c in conditions if c.kind == "wgn"}
+    noises = {c.name: c.label for c in conditions if c.kind == "wgn" and c.mode == "replace"}  # C5: noise-only audio
     claims = check_claims(results, dict(cfg.reproduce.roles), e.reference_condition, mute, noises)
     rows = metric_rows(results)
     curves, last_change = _curves(out_dirs)

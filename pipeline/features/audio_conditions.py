@@ -1,13 +1,14 @@
 """Audio conditions for the audio-control test (TeSO paper, Table 4).
 
 The same trained model is evaluated with its audio replaced: `normal` (unchanged), `mute` (an
-all-zero waveform of the same length), and white Gaussian noise "at 10 dB" and "at 40 dB". A
-model that truly listens should drop sharply. Conditions act on the waveform, before the audio
+all-zero waveform of the same length), and noise-only audio: white Gaussian noise "at 10 dB" and
+"at 40 dB" in place of the clip (`wgn_10db`, `wgn_40db`, the paper's test). A model that truly
+listens should drop sharply. The additive reading (the clip plus noise at that SNR) is kept under
+its own names, `wgn_10db_added` and `wgn_40db_added`. Conditions act on the waveform, before the audio
 encoder, so every condition goes through the same feature path and is cached as a feature variant.
 
-What "white Gaussian noise at X dB" means. The paper gives a signal-to-noise ratio, and an SNR
-only has a meaning relative to the clip's own signal, so the default (`mode="add"`) is the
-standard reading: the clip plus noise whose power is the clip's power / 10^(X/10), i.e.
+What "white Gaussian noise at X dB" means. The dB level is relative to the clip's own power: the
+noise has the power the clip's power / 10^(X/10), as at a signal-to-noise ratio of X dB, i.e.
 
     P_signal = mean(clean ** 2)                 (over the whole clip, float64)
     P_noise  = P_signal / 10 ** (snr_db / 10)
@@ -16,10 +17,10 @@ standard reading: the clip plus noise whose power is the clip's power / 10^(X/10
 `g` is rescaled to unit mean square, so the noise in the output has exactly P_noise and
 `measured_snr_db(clean, noisy)` returns snr_db (up to float32 rounding), even on short clips.
 No clipping is applied (clipping would change the SNR); VGGish does not need [-1, 1].
-Under this reading 40 dB is a mild perturbation and 10 dB a strong one. Because the word
-"replaced" in descriptions of the test can also be read as "the clip is swapped for noise",
-`mode="replace"` returns only the noise term above (noise at the level it would have at that
-SNR, no signal left); record which mode was used (it is part of the condition).
+`mode="replace"` (the paper's noise-only audio) returns only the noise term: no signal is left,
+at 10 dB a louder noise than at 40 dB. `mode="add"` returns the sum above, under which 40 dB is a
+mild perturbation and 10 dB a strong one. The mode is part of the condition (and of its
+features' fingerprint).
 
 A silent clip (P_signal == 0) has no defined SNR: noise scaled to it is zero, so the clip comes
 back unchanged (all zeros) in both modes, and `measured_snr_db` of such a pair is +inf.
@@ -60,19 +61,21 @@ class AudioCondition(BaseModel):
 
     @property
     def label(self) -> str:
-        """How reports name it: "muted", "noise 10 dB", "noise only 10 dB" (replace mode)."""
+        """How reports name it: "muted", "noise only 10 dB" (replace mode), "noise 10 dB added"."""
         if self.kind == "mute":
             return "muted"
         if self.kind == "wgn":
-            return f"noise {'only ' if self.mode == 'replace' else ''}{self.snr_db:g} dB"
+            return f"noise only {self.snr_db:g} dB" if self.mode == "replace" else f"noise {self.snr_db:g} dB added"
         return self.name
 
 
 DEFAULT_CONDITIONS: tuple[AudioCondition, ...] = (
     AudioCondition(name="normal", kind="normal"),
     AudioCondition(name="mute", kind="mute"),
-    AudioCondition(name="wgn10", kind="wgn", snr_db=10.0),
-    AudioCondition(name="wgn40", kind="wgn", snr_db=40.0),
+    AudioCondition(name="wgn_10db", kind="wgn", snr_db=10.0, mode="replace"),
+    AudioCondition(name="wgn_40db", kind="wgn", snr_db=40.0, mode="replace"),
+    AudioCondition(name="wgn_10db_added", kind="wgn", snr_db=10.0, mode="add"),
+    AudioCondition(name="wgn_40db_added", kind="wgn", snr_db=40.0, mode="add"),
 )
 
 

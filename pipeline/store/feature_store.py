@@ -31,7 +31,7 @@ STAGE = "features_index"
 
 INDEX_FIELDS = [
     ("kind", pa.string()),  # "audio" or "text"
-    ("variant", pa.string()),  # audio condition (normal, mute, wgn10, ...) or the text encoder setting
+    ("variant", pa.string()),  # audio condition (normal, mute, wgn_10db, ...) or the text encoder setting
     ("shard", pa.string()),  # file name under shards/
     ("offset", pa.int64()),  # first row in the shard
     ("shape", pa.list_(pa.int32())),  # item shape, e.g. [T, 128] or [N_T, d]

@@ -106,7 +106,7 @@ def test_every_shipped_config_and_its_runs_validate():
         (["features.text.encoder=word2vec"], r"unknown text encoder 'word2vec'"),
         (["eval.conditions=[normal, wgn20]"], r"eval\.conditions entry 'wgn20': not in features\.audio\.conditions"),
         (["train.audio_condition=clean"], r"train\.audio_condition 'clean': not in features\.audio\.conditions"),
-        (["eval.reference_condition=wgn10", "eval.conditions=[normal, mute]"], r"eval\.reference_condition 'wgn10' is not in eval\.conditions"),
+        (["eval.reference_condition=wgn_10db", "eval.conditions=[normal, mute]"], r"eval\.reference_condition 'wgn_10db' is not in eval\.conditions"),
         (["features.audio.conditions=[{name: a, kind: mute}, {name: a, kind: normal}]"], r"distinct names"),
         (["features.audio.conditions=[{name: n, kind: wgn}]"], r"wgn needs a finite snr_db"),
         (["features.audio.conditions=[{name: n, kind: pink}]"], r"kind"),
@@ -121,7 +121,7 @@ def test_eval_conditions_default_to_every_configured_condition():
     cfg = load_config(None, ["features.audio.conditions=[{name: normal, kind: normal}, {name: silent, kind: mute}]"])
     assert cfg.eval.conditions == ["normal", "silent"] and cfg.eval.reference_condition == "normal"
     assert cfg.features.audio.condition("silent").label == "muted"
-    assert load_config(None).eval.conditions == ["normal", "mute", "wgn10", "wgn40"]
+    assert load_config(None).eval.conditions == ["normal", "mute", "wgn_10db", "wgn_40db", "wgn_10db_added", "wgn_40db_added"]
 
 
 PAPER_CONFIGS = ["avsbench_v1s", "avsbench_v1m", "avss_binary", "avss_semantic", "v3_zero_shot", "v3_1_shot", "v3_3_shot", "v3_5_shot"]

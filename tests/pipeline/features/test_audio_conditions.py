@@ -23,10 +23,9 @@ def _clip(seconds: float = 3.0, seed: int = 0) -> np.ndarray:
 
 
 def test_default_conditions_are_the_papers_four():
-    assert [c.name for c in DEFAULT_CONDITIONS] == ["normal", "mute", "wgn10", "wgn40"]
-    assert get_condition("wgn40").snr_db == 40.0
-    assert [c.label for c in DEFAULT_CONDITIONS] == ["normal", "muted", "noise 10 dB", "noise 40 dB"]
-    assert AudioCondition(name="n", kind="wgn", snr_db=10, mode="replace").label == "noise only 10 dB"
+    assert [c.name for c in DEFAULT_CONDITIONS] == ["normal", "mute", "wgn_10db", "wgn_40db", "wgn_10db_added", "wgn_40db_added"]
+    assert [(c.snr_db, c.mode) for c in DEFAULT_CONDITIONS[2:]] == [(10.0, "replace"), (40.0, "replace"), (10.0, "add"), (40.0, "add")]
+    assert [c.label for c in DEFAULT_CONDITIONS] == ["normal", "muted", "noise only 10 dB", "noise only 40 dB", "noise 10 dB added", "noise 40 dB added"]
 
 
 def test_normal_is_a_float32_copy_and_mute_is_zeros_of_the_same_length():
@@ -61,7 +60,7 @@ def test_replace_mode_returns_only_noise_at_the_snr_level():
 
 def test_noise_is_deterministic_per_seed_and_key():
     clean = _clip()
-    cond = get_condition("wgn10")
+    cond = get_condition("wgn_10db_added")
     a = apply_condition(clean, cond, "uid-1")
     assert np.array_equal(a, apply_condition(clean, cond, "uid-1"))
     assert not np.array_equal(a, apply_condition(clean, cond, "uid-2"))
@@ -71,7 +70,7 @@ def test_noise_is_deterministic_per_seed_and_key():
 
 def test_silent_clip_stays_silent_and_its_snr_is_infinite():
     silent = np.zeros(16000, dtype=np.float32)
-    out = apply_condition(silent, get_condition("wgn10"), "quiet")
+    out = apply_condition(silent, get_condition("wgn_10db"), "quiet")
     assert not out.any()
     assert measured_snr_db(silent, out) == math.inf
 
@@ -98,8 +97,12 @@ def test_bad_conditions_and_inputs_are_refused():
 def test_conditions_change_the_features():
     clean = _clip(2.2)
     encoder = LogMelStatsEncoder()
-    waves = [apply_condition(clean, get_condition(name), "uid-1") for name in ("normal", "mute", "wgn10", "wgn40")]
-    normal, mute, wgn10, wgn40 = encoder.encode(waves, [2, 2, 2, 2])
+    names = ("normal", "mute", "wgn_10db_added", "wgn_40db_added", "wgn_10db", "wgn_40db")
+    waves = [apply_condition(clean, get_condition(name), "uid-1") for name in names]
+    normal, mute, added10, added40, only10, only40 = encoder.encode(waves, [2] * len(names))
     assert np.abs(normal - mute).max() > 1.0
-    # Stronger noise moves the features further from the clean ones.
-    assert np.abs(normal - wgn10).mean() > np.abs(normal - wgn40).mean() > 0
+    # Stronger added noise moves the features further from the clean ones.
+    assert np.abs(normal - added10).mean() > np.abs(normal - added40).mean() > 0
+    # Noise-only audio carries nothing of the clip: far from it at either level, and louder at 10 dB.
+    assert min(np.abs(normal - only10).mean(), np.abs(normal - only40).mean()) > np.abs(normal - added10).mean()
+    assert only10[:, :64].mean() > only40[:, :64].mean()  # mean log-mel energy

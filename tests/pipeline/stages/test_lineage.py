@@ -21,7 +21,10 @@ def test_fingerprints_match_the_caches_written_before_the_lineage_module():
     assert manifest_table(cfg).fingerprint == "d715bcc4b4bb3308"
     assert captions_table(cfg).fingerprint == "39105f3b5ffe6776"
     assert metrics_table(cfg).fingerprint == "988807e84c05f7a4"
-    audio = {c.name: audio_store(cfg, c).table.fingerprint for c in cfg.features.audio.conditions}
+    # the conditions as they were then (the additive noise was called wgn10 / wgn40)
+    old = demo_config("features.audio.conditions=[{name: normal, kind: normal}, {name: mute, kind: mute}, "
+                      "{name: wgn10, kind: wgn, snr_db: 10}, {name: wgn40, kind: wgn, snr_db: 40}]")
+    audio = {c.name: audio_store(old, c).table.fingerprint for c in old.features.audio.conditions}
     assert audio == {"normal": "fd5776ce753b50d8", "mute": "92dbc42ea471cdde", "wgn10": "73cb68b6df3a5937", "wgn40": "390bb35216981502"}
     hf = demo_config("captions.backend=hf", "cues.backend=hf", "captions.model=/nonexistent", "cues.template=cot_oneshot")
     assert captions_table(hf).fingerprint == "cb0d8e41fdfe410e"
