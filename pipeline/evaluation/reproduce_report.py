@@ -21,6 +21,7 @@ from pipeline.evaluation.claims import CONTRADICTED, HOLDS, NOT_RUN, Results, ch
 from pipeline.evaluation.report import STYLE, data_uri, html_table, markdown_table
 
 COLOURS = {HOLDS: "#2e7d32", CONTRADICTED: "#c62828"}  # anything else: grey
+README_BEGIN, README_END = "<!-- results:begin (scripts/readme_results.py writes this block) -->", "<!-- results:end -->"
 
 
 def _commit() -> str:
@@ -29,6 +30,11 @@ def _commit() -> str:
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def _threads(cfg: Config) -> int:
+    """Torch threads each training ran with: one each when trainings run side by side (flows/train.py)."""
+    return 1 if cfg.run.parallel_trainings > 1 else torch.get_num_threads()
 
 
 def _plot_claims(claims: list[dict], path: Path) -> Path:
@@ -96,7 +102,7 @@ def write_reproduce_report(cfg: Config, results: Results, out_dirs: dict[str, di
     head = [
         f"Config: dataset `{cfg.dataset.name}`, split `{e.split}`, reference audio `{e.reference_condition}`, mIoU threshold {e.threshold}.",
         f"Seeds {seeds} ({len(seeds)}; train.recipe.seed: model init, data order, augmentation; the data stay fixed); "
-        f"runs {', '.join(f'`{r}`' for r in results)}; torch threads {torch.get_num_threads()}; "
+        f"runs {', '.join(f'`{r}`' for r in results)}; torch threads per training {_threads(cfg)}; "
         f"commit {_commit()}; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.",
         "Intervals: " + ("95% Student-t over seeds." if len(seeds) >= 5 else "min-max over seeds (fewer than 5 seeds)."),
         "Verdicts are computed from the numbers (pipeline/evaluation/claims.py): holds = the tested quantity is above 0 over the "
@@ -123,10 +129,11 @@ def write_reproduce_report(cfg: Config, results: Results, out_dirs: dict[str, di
     body = ["<h1>TeSO claims over seeds</h1>", *[f"<p>{html.escape(line)}</p>" for line in head], html_table(claims_table),
             f'<img alt="claims" src="{data_uri(claims_png)}">', html_table(change_table), f'<img alt="curves" src="{data_uri(curves_png)}">',
             html_table(metrics_table)]
-    page = f"<!doctype html><html><head><meta charset='utf-8'><title>TeSO claims</title><style>{STYLE}</style></head><body>{''.join(body)}</body></html>"
+    page = f"<!doctype html><html><head><meta charset='utf-8'><title>TeSO claims</title><style>{STYLE}td,th{{text-align:left}}</style></head><body>{''.join(body)}</body></html>"
     atomic_write_text(out / "reproduce.html", page)
     data = {
-        "seeds": seeds, "torch_threads": torch.get_num_threads(), "commit": _commit(),
+        "seeds": seeds, "torch_threads": _threads(cfg), "commit": _commit(), "date": f"{datetime.now(timezone.utc):%Y-%m-%d}",
+        "reference_condition": e.reference_condition,
         "claims": [c | {"interval": None if c["interval"] is None else vars(c["interval"])} for c in claims],
         "metrics": [r | {"interval": vars(r["interval"])} for r in rows],
         "last_epoch_change": last_change,
@@ -134,3 +141,50 @@ def write_reproduce_report(cfg: Config, results: Results, out_dirs: dict[str, di
     }
     atomic_write_text(out / "reproduce.json", json.dumps(data, indent=2, default=str))
     return {"markdown": out / "reproduce.md", "html": out / "reproduce.html", "json": out / "reproduce.json", "claims": claims}
+
+
+def readme_block(data: dict, config_name: str) -> str:
+    """The README's results block from a reproduce.json: where the numbers come from, the claims
+    with their verdicts, and the headline metrics of every run, each with its interval."""
+    rows = {(m["run"], m["condition"], m["metric"]): m for m in data["metrics"]}
+    runs = list(data["runs"])
+
+    def cell(run: str, cond: str, metric: str) -> str:
+        m = rows.get((run, cond, metric))
+        if m is None:
+            return "-"
+        iv = m["interval"]
+        return f"{iv['mean']:.3f} [{iv['low']:.3f}, {iv['high']:.3f}]"
+
+    first = next(iter(data["runs"][runs[0]].values()))
+    reference = data["reference_condition"]
+    others = [c for c in first["conditions"] if c != reference]
+    kind = next((m["interval"]["kind"] for m in data["metrics"]), "min-max")
+    lines = [
+        README_BEGIN,
+        f"`make reproduce CONFIG={config_name}` at commit {data['commit']}, {data.get('date', '')}: {len(data['seeds'])} seeds "
+        f"{data['seeds']}, {data['torch_threads']} torch thread(s) per training; mean [{kind} interval] over seeds, test split.",
+        "",
+        "| claim | tested quantity | mean [interval] | verdict |",
+        "|---|---|---|---|",
+    ]
+    for c in data["claims"]:
+        iv = c["interval"]
+        shown = "-" if iv is None else f"{iv['mean']:+.3f} [{iv['low']:+.3f}, {iv['high']:+.3f}]"
+        lines.append(f"| {c['id']}: {c['claim']} | {c['tested']} | {shown} | {c['verdict']} |")
+    lines += ["", "| run | mIoU | " + " | ".join(f"drop ({c})" for c in others) + " | REC#1 | REC#2 | kept share |",
+              "|---|---|" + "---|" * len(others) + "---|---|---|"]
+    for run in runs:
+        lines.append(f"| {run} | {cell(run, reference, 'miou')} | " + " | ".join(cell(run, c, "miou_drop") for c in others)
+                     + f" | {cell(run, '-', 'rec1_ap')} | {cell(run, '-', 'rec2_ap')} | {cell(run, '-', 'cue_kept_share')} |")
+    lines.append(README_END)
+    return "\n".join(lines)
+
+
+def replace_readme_block(text: str, block: str) -> str:
+    """`text` with the results block replaced (the markers must be there exactly once)."""
+    if text.count(README_BEGIN) != 1 or text.count(README_END) != 1:
+        raise ValueError(f"the README needs exactly one results block, {README_BEGIN!r} ... {README_END!r}")
+    head, rest = text.split(README_BEGIN)
+    _, tail = rest.split(README_END)
+    return head + block + tail

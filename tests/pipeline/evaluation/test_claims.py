@@ -55,3 +55,25 @@ def test_a_dynamic_mask_that_keeps_every_cue_contradicts_c6b():
     results = {"teso": {s: _metrics(0.7, 0.5, 0.1, kept=1.0) for s in range(3)}}
     c6b = next(c for c in check_claims(results, {"teso": "teso"}, "normal", "mute", {}) if c["id"] == "C6b")
     assert c6b["verdict"] == CONTRADICTED
+
+
+def test_the_readme_block_is_generated_from_a_reproduce_report():
+    from pipeline.evaluation.reproduce_report import README_BEGIN, README_END, readme_block, replace_readme_block
+
+    results = {"teso": {s: _metrics(0.7 + s / 100, 0.5, 0.1) for s in range(3)}, "no_audio": {s: _metrics(0.6, 0.0, 0.0) for s in range(3)}}
+    claims = check_claims(results, {"teso": "teso", "no_audio": "no_audio"}, "normal", "mute", {"wgn10": "noise only 10 dB"})
+    data = {
+        "seeds": [0, 1, 2], "torch_threads": 1, "commit": "abc1234", "date": "2026-12-02", "reference_condition": "normal",
+        "claims": [c | {"interval": None if c["interval"] is None else vars(c["interval"])} for c in claims],
+        "metrics": [r | {"interval": vars(r["interval"])} for r in metric_rows(results)],
+        "runs": {run: {str(s): m for s, m in by_seed.items()} for run, by_seed in results.items()},
+    }
+    block = readme_block(data, "configs/demo.yaml")
+    assert block.startswith(README_BEGIN) and block.endswith(README_END)
+    assert "commit abc1234, 2026-12-02: 3 seeds [0, 1, 2], 1 torch thread(s)" in block
+    assert "| C1: TeSO mIoU > (-) audio | mIoU(TeSO) - mIoU((-) audio) | +0.110 [+0.100, +0.120] | holds |" in block
+    assert "| teso | 0.710 [0.700, 0.720] | 0.500 [0.500, 0.500] |" in block
+    readme = f"intro\n{README_BEGIN}\nold numbers\n{README_END}\nrest\n"
+    assert replace_readme_block(readme, block) == f"intro\n{block}\nrest\n"
+    with pytest.raises(ValueError, match="exactly one results block"):
+        replace_readme_block("no markers", block)

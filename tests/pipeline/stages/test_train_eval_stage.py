@@ -104,3 +104,18 @@ def test_semantic_model_with_the_baseline_cue_filter(cfg, tmp_path):
     r = results["conditions"]["normal"]
     assert {"miou", "fscore", "miou_nobg", "fscore_nobg", "per_class_miou"} <= set(r)
     assert 0.0 <= r["miou"] <= 1.0
+
+
+def test_the_same_seed_and_thread_count_give_identical_metrics(cfg, tmp_path):
+    """What the README's numbers rest on: a training repeated with the same seed and torch thread
+    count gives the same losses, validation scores and test metrics, to the last bit."""
+    from pipeline.config import with_overrides
+
+    runs = [with_overrides(cfg, [f"train.out_dir={tmp_path / name}", "train.recipe.seed=7"], "test") for name in ("a", "b")]
+    trained = [run_training(r)[0] for r in runs]
+    assert trained[0].epoch_losses == trained[1].epoch_losses and trained[0].val_history == trained[1].val_history
+    metrics = [run_eval(r) for r in runs]
+    for name in ("normal", "mute"):
+        a, b = metrics[0]["conditions"][name], metrics[1]["conditions"][name]
+        assert (a["miou"], a["fscore"]) == (b["miou"], b["fscore"])
+    assert metrics[0]["cue_recognition"] == metrics[1]["cue_recognition"]
