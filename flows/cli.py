@@ -30,6 +30,7 @@ from pathlib import Path
 
 from flows import prefect_env
 from pipeline.config import Config, ConfigError, load_config, report_runs, require_paths, run_config
+from pipeline.data.signatures import ManifestStale
 
 # Each subcommand imports its flow (Prefect, torch, the models) inside its function: `teso sql`,
 # `teso --help` and a config error answer in a fraction of a second instead of several.
@@ -341,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ConfigError as exc:
+    except (ConfigError, ManifestStale) as exc:
         print(f"teso: {exc}", file=sys.stderr)
         return 2
 

@@ -5,13 +5,13 @@ from prefect import flow
 
 from flows.manifest import index
 from pipeline.config import Config
-from pipeline.stages.evaluate import run_eval
+from pipeline.stages import evaluate
 
 
 @flow(name="eval", log_prints=True)
 def eval_flow(cfg: Config) -> dict:
     index(cfg)
-    results = run_eval(cfg)
+    results = evaluate.STAGE.run(cfg)
     for name, r in results["conditions"].items():
         shown = {k: round(v, 4) for k, v in r.items() if isinstance(v, float)}
         print(f"{name}: {shown}")

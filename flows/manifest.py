@@ -5,17 +5,17 @@ from prefect import flow
 
 from pipeline.config import Config
 from pipeline.stages.base import StageSummary
-from pipeline.stages.manifest import run_manifest
+from pipeline.stages import manifest
 
 
 def index(cfg: Config) -> None:
     """Bring the manifest up to date before a stage reads it (a no-op when nothing changed)."""
-    run_manifest(cfg)
+    manifest.STAGE.run(cfg)
 
 
 @flow(name="manifest", log_prints=True)
 def manifest_flow(cfg: Config) -> StageSummary:
     """Per-video summary: total videos, cached (unchanged), computed (verified now); row counts in `extra`."""
-    result = run_manifest(cfg)
+    result = manifest.STAGE.run(cfg)
     print(result.describe())
     return result.stage

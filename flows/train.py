@@ -14,12 +14,12 @@ from prefect import flow
 from flows import prefect_env
 from flows.manifest import index
 from pipeline.config import Config, report_runs
-from pipeline.stages.train import run_training
+from pipeline.stages import train
 
 
 def train_and_report(cfg: Config, resume: bool = True) -> dict:
     index(cfg)
-    result, skipped = run_training(cfg, resume=resume)
+    result, skipped = train.STAGE.run(cfg, resume=resume)
     report = {
         "out_dir": str(result.out_dir),
         "start_epoch": result.start_epoch,

@@ -7,6 +7,7 @@ config in practice.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 
@@ -34,6 +35,15 @@ def _file_id(path: Path) -> str:
 
 
 def file_sha256(path: str | Path) -> str:
-    """sha256 of a file's content, read in 1 MiB blocks."""
+    """sha256 of a file's content. Remembered per (path, size, mtime) in this process: a fingerprint
+    that names a weights file is computed for every batch and every store it opens, and hashing
+    VGGish's 288 MB each time would cost about a second."""
+    path = Path(path).resolve()
+    st = path.stat()
+    return _sha256_of(str(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()

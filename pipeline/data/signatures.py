@@ -20,6 +20,11 @@ import pyarrow as pa
 from pipeline.data.avsbench import Entry, bad_rows, manifest_entries
 
 SIG_COLUMN = "video_sig"
+
+
+class ManifestStale(RuntimeError):
+    """The dataset folder holds videos the manifest has not indexed (new or changed since)."""
+
 VIDEO_KEYS = ("subset", "split", "uid")
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from pipeline.common.atomic import atomic_write_text
+from pipeline.common.atomic import atomic_path, atomic_write_text
 from pipeline.config import Config
 from pipeline.evaluation.claims import CONTRADICTED, HOLDS, NOT_RUN, Results, check_claims, metric_rows
 from pipeline.evaluation.report import STYLE, data_uri, html_table, markdown_table
@@ -37,6 +37,13 @@ def _threads(cfg: Config) -> int:
     return 1 if cfg.run.parallel_trainings > 1 else torch.get_num_threads()
 
 
+def _save(fig, path: Path) -> Path:
+    with atomic_path(path) as tmp:  # a killed run leaves the old picture or the new one
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path
+
+
 def _plot_claims(claims: list[dict], path: Path) -> Path:
     shown = [c for c in claims if c["interval"] is not None]
     fig, ax = plt.subplots(figsize=(9, 0.5 + 0.45 * max(1, len(shown))))
@@ -51,10 +58,7 @@ def _plot_claims(claims: list[dict], path: Path) -> Path:
     ax.invert_yaxis()
     ax.set_xlabel("tested quantity (above 0: the claim's direction); bars: mean and interval, dots: seeds")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _curves(out_dirs: dict[str, dict[int, Path]]) -> tuple[dict[str, list[dict]], dict[str, dict[int, float | None]]]:
@@ -83,9 +87,7 @@ def _plot_curves(curves: dict[str, list[dict]], path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def write_reproduce_report(cfg: Config, results: Results, out_dirs: dict[str, dict[int, Path]]) -> dict:

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from pipeline.common.identity import file_sha256
 from pipeline.config import Config
 from pipeline.data.avsbench import MANIFEST_SCHEMA
-from pipeline.data.signatures import SIG_COLUMN, VIDEO_KEYS, folder_state
+from pipeline.data.signatures import SIG_COLUMN, VIDEO_KEYS, ManifestStale, folder_state
 from pipeline.features.audio_conditions import AudioCondition
 from pipeline.features.backends import AUDIO_ENCODERS, FEATURES_VERSION, TEXT_ENCODERS
 from pipeline.store.cache_table import CacheTable
@@ -103,10 +103,6 @@ def manifest_table(cfg: Config) -> CacheTable:
               "splits": ds.splits, "v3": ds.v3, "verify": ds.verify}
     keys = ("dataset", "subset", "split", "uid", "frame", SIG_COLUMN)
     return _table(cfg, "manifest", inputs, MANIFEST_TABLE_SCHEMA, keys)
-
-
-class ManifestStale(RuntimeError):
-    """The dataset folder holds videos the manifest has not indexed (new or changed since)."""
 
 
 def current_rows(table: CacheTable, current: pa.Table) -> pa.Table:

@@ -68,3 +68,13 @@ def test_lower_layers_do_not_reach_up():
         for path in (pipeline / folder).rglob("*.py"):
             bad = [m for m in _imports(path) if m.startswith(upper)]
             assert not bad, f"{path.relative_to(pipeline.parent)} imports {bad}"
+
+
+def test_every_stage_reads_what_another_stage_writes():
+    from pipeline.stages import captions, cues, evaluate, features, manifest, train
+
+    stages = [manifest.STAGE, captions.STAGE, cues.STAGE, features.AUDIO, features.TEXT, train.STAGE, evaluate.STAGE]
+    written = {s.writes for s in stages}
+    assert written >= {"manifest", "captions", "cues", "audio_features", "text_features", "metrics"}
+    for s in stages:
+        assert set(s.reads) <= written, f"{s.name} reads {sorted(set(s.reads) - written)}, which no stage writes"
