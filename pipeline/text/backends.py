@@ -205,6 +205,36 @@ class NounParser(ReasonerBackend):
         return out
 
 
+class RuleCoT(ReasonerBackend):
+    """A rule-based stand-in for the LLM's few-shot chain of thought, for machines without LLM
+    weights: it writes a CoT answer per caption (pipeline.text.rule_reasoner), parsed like an LLM's."""
+
+    name = "cot_rules"
+
+    def build(self, cfg: Config):
+        from pipeline.text.rule_reasoner import RuleCoTReasoner
+
+        noun_cues.ensure_wordnet()  # its objects are the noun parser's
+        return RuleCoTReasoner()
+
+    def model_inputs(self, cfg: Config) -> str:
+        return "rule-cot"
+
+    def model_name(self, cfg: Config) -> str:
+        return "rule-cot"
+
+    def template(self, cfg: Config) -> tuple[str, str]:
+        # The rules are the model and the prompt, and they find objects with the noun parser's
+        # helpers: changing either file recomputes the cues.
+        digest = hashlib.sha256()
+        for name in ("rule_reasoner.py", "noun_cues.py"):
+            digest.update((Path(__file__).parent / name).read_bytes())
+        return "cot_rules", digest.hexdigest()
+
+    def gen_params(self, cfg: Config) -> dict:
+        return {"max_cues": cfg.cues.max_cues}
+
+
 class HFChat(ReasonerBackend):
     """A chat LLM (LLaMA-2-chat) through transformers."""
 
@@ -234,5 +264,5 @@ class VLLMChat(ReasonerBackend):
 
 
 REASONERS: Registry[ReasonerBackend] = Registry("cues backend")
-for _backend in (NounParser(), HFChat(), VLLMChat()):
+for _backend in (NounParser(), RuleCoT(), HFChat(), VLLMChat()):
     REASONERS.register(_backend.name, _backend)

@@ -101,7 +101,7 @@ def test_every_shipped_config_and_its_runs_validate():
     "overrides, message",
     [
         (["captions.backend=llava"], r"captions\.backend: .*unknown captions backend 'llava'; known: hf, reference, vllm"),
-        (["cues.backend=gpt"], r"unknown cues backend 'gpt'; known: hf, nouns, vllm"),
+        (["cues.backend=gpt"], r"unknown cues backend 'gpt'; known: cot_rules, hf, nouns, vllm"),
         (["features.audio.encoder=panns"], r"unknown audio encoder 'panns'; known: logmel, vggish"),
         (["features.text.encoder=word2vec"], r"unknown text encoder 'word2vec'"),
         (["eval.conditions=[normal, wgn20]"], r"eval\.conditions entry 'wgn20': not in features\.audio\.conditions"),

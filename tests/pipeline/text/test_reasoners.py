@@ -116,7 +116,7 @@ def test_vllm_requests_are_built_without_vllm():
     assert vllm_reasoner_sampling_kwargs(64) == {"max_tokens": 64, "temperature": 0.0}
     assert vllm_reasoner_sampling_kwargs(64, structured=True)["structured_outputs"] == {"json": CUES_JSON_SCHEMA}
     assert "vllm" not in sys.modules
-    with pytest.raises(ConfigError, match="unknown cues backend 'nope'; known: hf, nouns, vllm"):
+    with pytest.raises(ConfigError, match="unknown cues backend 'nope'; known: cot_rules, hf, nouns, vllm"):
         load_config(None, ["cues.backend=nope"])
 
 
