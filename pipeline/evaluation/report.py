@@ -5,6 +5,9 @@
     {report.out_dir}/report.json    the numbers behind the tables
     {report.out_dir}/curves.png     training loss per step and validation mIoU per epoch, every run
     {report.out_dir}/grids/*.png    qualitative grids of the main run (the first of report.runs)
+    {report.out_dir}/cross_run_grids.png  the same test frames in every run: frame | ground truth |
+                                    per run the prediction under normal and under muted audio
+                                    (from the masks `teso eval` saves in {eval}/grids/masks/)
 
 Tables (rows are runs; the first run is the main one):
   Table 1  mIoU / F per subset (S4 = v1s, MS3 = v1m, AVSS-binary = v2) and overall
@@ -25,12 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from PIL import Image
 
 matplotlib.use("Agg")  # headless: the figures go to files
 import matplotlib.pyplot as plt  # noqa: E402 (after choosing the backend)
 
-from pipeline.common.atomic import atomic_write_text
+from pipeline.common.atomic import atomic_path, atomic_write_text
 from pipeline.config import Config, report_runs
+from pipeline.evaluation.grids import masks_index_path, overlay, read_masks_index
 
 STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse;margin-bottom:1em}"
          "th,td{border:1px solid #bbb;padding:4px 8px;text-align:right}th:first-child,td:first-child{text-align:left}"
@@ -45,6 +51,7 @@ class RunResults:
     overrides: list[str]  # what distinguishes the run (cfg.runs[name])
     metrics: dict  # eval metrics.json
     curve: list[dict]  # training metrics.jsonl records
+    eval_dir: Path | None = None  # where metrics.json was read
 
     @property
     def reference(self) -> dict:
@@ -64,7 +71,7 @@ def _load_run(cfg: Config, name: str, rcfg: Config) -> RunResults:
         if not path.exists():
             raise FileNotFoundError(f"run {name!r}: {path} is missing; run `teso {command}` for it first")
     curve = [json.loads(line) for line in curve_path.read_text().splitlines() if line.strip()]
-    return RunResults(name, rcfg, list(cfg.runs.get(name, [])), json.loads(metrics_path.read_text()), curve)
+    return RunResults(name, rcfg, list(cfg.runs.get(name, [])), json.loads(metrics_path.read_text()), curve, eval_dir)
 
 
 def _fmt(value) -> str:
@@ -137,6 +144,92 @@ def plot_curves(runs: list[RunResults], path: Path) -> Path:
     return path
 
 
+CROSS_RUN_PNG = "cross_run_grids.png"
+# the cross-run figure's layout, in inches at DPI dots per inch (whole pixels: 160 per cell)
+CELL, LEFT, TOP, BOTTOM, PAD, DPI = 1.6, 0.4, 0.8, 0.1, 0.05, 100
+GT_COLOUR, PRED_COLOUR = (40, 200, 60), (255, 40, 40)
+
+
+def cross_run_size(rows: int, cols: int) -> tuple[int, int]:
+    """(width, height) in pixels of a cross-run figure with `rows` frames and `cols` columns."""
+    return round((LEFT + cols * CELL) * DPI), round((TOP + rows * CELL + BOTTOM) * DPI)
+
+
+def run_masks(r: RunResults) -> Path | None:
+    """The index of the grid masks the run's evaluation saved (metrics.json's "grid_masks", else the
+    default place beside metrics.json), when it and its files are there."""
+    candidates = [Path(r.metrics["grid_masks"])] if r.metrics.get("grid_masks") else []
+    if r.eval_dir is not None:
+        candidates.append(masks_index_path(r.eval_dir / "grids"))
+    return next((p for p in candidates if read_masks_index(p) is not None), None)
+
+
+def _read_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
+    mask = Image.open(path).convert("L")
+    if mask.size != size:
+        mask = mask.resize(size, Image.NEAREST)
+    return np.asarray(mask) > 127
+
+
+def plot_cross_run(runs: list[tuple[str, Path | None]], path: Path, n: int, subtitle: str = "") -> Path | None:
+    """The same frames in every run, one row per frame (at most n, in the first listing run's order):
+    frame | ground truth | for each run "{run} normal", "{run} muted" (the prediction under the
+    reference condition and under muted audio). `runs`: (name, masks index path or None). A run
+    without a frame's masks (not evaluated, evaluated before the masks were saved, no muted
+    condition) gets a grey "not evaluated" cell. None, and no file, when no run has any masks."""
+    indexes = {}
+    for name, index_path in runs:
+        index = read_masks_index(index_path) if index_path is not None else None
+        if index is not None:
+            indexes[name] = (index, Path(index_path).parent)
+    frames: dict[tuple, tuple[dict, Path]] = {}  # frame key -> (its entry, folder), first run first
+    for name, _ in runs:
+        if name in indexes:
+            index, folder = indexes[name]
+            for f in index["frames"]:
+                frames.setdefault((f["subset"], f["uid"], int(f["frame"])), (f, folder))
+    keys = list(frames)[:n]
+    if not keys:
+        return None
+    by_run = {name: {((m["subset"], m["uid"], int(m["frame"])), m["role"]): folder / m["file"] for m in index["masks"]}
+              for name, (index, folder) in indexes.items()}
+    columns = [("frame", None, None), ("ground truth", None, None)]
+    columns += [(f"{name}\n{role}", name, role) for name, _ in runs for role in ("normal", "muted")]
+    width, height = cross_run_size(len(keys), len(columns))
+    w_in, h_in = width / DPI, height / DPI
+    fig = plt.figure(figsize=(w_in, h_in), dpi=DPI)
+    fig.suptitle("Same test frames across runs: the predicted mask (red) under normal and under muted audio\n"
+                 f"ground truth in green{'; ' + subtitle if subtitle else ''}", fontsize=9, y=1 - 0.08 / h_in, va="top")
+    for r, key in enumerate(keys):
+        entry, folder = frames[key]
+        frame = Image.open(folder / entry["image"]).convert("RGB")
+        for c, (title, run, role) in enumerate(columns):
+            x = (LEFT + c * CELL + PAD) / w_in
+            y = (h_in - TOP - (r + 1) * CELL + PAD) / h_in
+            ax = fig.add_axes((x, y, (CELL - 2 * PAD) / w_in, (CELL - 2 * PAD) / h_in))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(title, fontsize=8)
+            if c == 0:
+                label = f"{key[0]}/{key[1]}"
+                ax.set_ylabel(f"{label}\nframe {key[2]}", fontsize=7 if len(label) <= 24 else 6)  # AVSBench uids run long
+            if run is None:
+                image = frame if c == 0 else overlay(frame, _read_mask(folder / entry["gt"], frame.size), GT_COLOUR)
+            else:
+                mask_path = by_run.get(run, {}).get((key, role))
+                if mask_path is None:
+                    ax.set_facecolor("#e6e6e6")
+                    ax.text(0.5, 0.5, "not evaluated", ha="center", va="center", fontsize=8, color="#666", transform=ax.transAxes)
+                    continue
+                image = overlay(frame, _read_mask(mask_path, frame.size), PRED_COLOUR)
+            ax.imshow(np.asarray(image), interpolation="nearest")
+    with atomic_path(path) as tmp:  # a killed report leaves the old picture or the new one
+        fig.savefig(tmp, dpi=DPI, format="png")
+    plt.close(fig)
+    return path
+
+
 def markdown_table(t: dict) -> str:
     lines = [f"**{t['title']}**", "", "| " + " | ".join(t["header"]) + " |", "|" + "---|" * len(t["header"])]
     lines += ["| " + " | ".join(row) + " |" for row in t["rows"]]
@@ -180,6 +273,15 @@ def write_report(cfg: Config) -> dict:
     for src in [Path(g) for g in runs[0].metrics.get("grids", [])][: cfg.report.grids]:
         if src.exists():
             grids.append(Path(shutil.copy2(src, grid_dir / src.name)))
+    cross_path = out / CROSS_RUN_PNG
+    cross = plot_cross_run([(r.name, run_masks(r)) for r in runs], cross_path, cfg.report.grids,
+                           f"split {runs[0].metrics['split']}, threshold {runs[0].metrics['threshold']}")
+    if cross is None and cross_path.exists():
+        cross_path.unlink()  # an earlier report's figure would show other runs
+    cross_text = ("The same test frames in every run, one row per frame: the frame, its ground truth (green), then for each run "
+                  "its predicted mask (red) under normal audio and under muted audio; grey cells were not evaluated."
+                  if cross is not None else
+                  "No run has saved grid masks (`teso eval` saves them; evaluations older than that are redone on the next `teso eval`).")
 
     intro = _intro(cfg, runs)
     md = ["# TeSO results", "", *intro, ""]
@@ -188,6 +290,8 @@ def write_report(cfg: Config) -> dict:
     md += ["## Training curves", "", f"![curves]({curves.relative_to(out)})", "", "## Qualitative results (main run)", "",
            "Each grid: frame | ground truth | prediction | prediction under muted audio | where each prompt steers the masks.", ""]
     md += [f"![{g.stem}]({g.relative_to(out)})" for g in grids]
+    md += ["", "## Same frames across runs", "", cross_text, ""]
+    md += [f"![same frames across runs]({cross.relative_to(out)})"] if cross is not None else []
     atomic_write_text(out / "report.md", "\n".join(md) + "\n")
 
     body = ["<h1>TeSO results</h1>", *[f"<p>{html.escape(line)}</p>" for line in intro]]
@@ -195,8 +299,10 @@ def write_report(cfg: Config) -> dict:
     body += ["<h2>Training curves</h2>", f'<img alt="curves" src="{data_uri(curves)}">', "<h2>Qualitative results (main run)</h2>",
              "<p>frame | ground truth | prediction | prediction under muted audio | per-prompt heat maps</p>"]
     body += [f'<p>{html.escape(g.stem)}<br><img alt="{html.escape(g.stem)}" src="{data_uri(g)}"></p>' for g in grids]
+    body += ["<h2>Same frames across runs</h2>", f"<p>{html.escape(cross_text)}</p>"]
+    body += [f'<img alt="same frames across runs" src="{data_uri(cross)}">'] if cross is not None else []
     page = f"<!doctype html><html><head><meta charset='utf-8'><title>TeSO results</title><style>{STYLE}</style></head><body>{''.join(body)}</body></html>"
     atomic_write_text(out / "report.html", page)
     data = {"runs": {r.name: r.metrics for r in runs}, "tables": t}
     atomic_write_text(out / "report.json", json.dumps(data, indent=2, default=str))
-    return {"markdown": out / "report.md", "html": out / "report.html", "json": out / "report.json", "tables": t}
+    return {"markdown": out / "report.md", "html": out / "report.html", "json": out / "report.json", "tables": t, "cross_run": cross}

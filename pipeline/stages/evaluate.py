@@ -1,6 +1,7 @@
 """Evaluate stage: AVSBench metrics under every audio condition (paper Table 4), cue recognition
 (Table 3), the per-class AVSS table, qualitative grids, all written to the `metrics` cache table
-(DuckDB view `metrics`) and to `{out}/metrics.json`.
+(DuckDB view `metrics`) and to `{out}/metrics.json`. The grid frames' binary masks (normal and
+muted audio) go to `{out}/grids/masks/` for the report's cross-run figure.
 
 The same trained model is run on the same frames once per audio condition (normal, mute, white
 noise ...); only the cached audio features differ. Relative drop = (reference - condition) /
@@ -19,7 +20,7 @@ from pipeline.common.atomic import atomic_write_text
 from pipeline.config import Config, save_effective_config
 from pipeline.data.avsbench import decode_mask, read_label2idx
 from pipeline.evaluation.cue_recognition import cue_recognition
-from pipeline.evaluation.grids import write_grids
+from pipeline.evaluation.grids import read_masks_index, write_grid_masks, write_grids
 from pipeline.evaluation.segmentation import binary_metrics, semantic_metrics_table
 from pipeline.model_io.checkpoints import load_trained
 from pipeline.model_io.inference import ConditionOutputs, run_condition
@@ -46,7 +47,8 @@ def eval_fingerprint(cfg: Config, checkpoint: Path) -> str:
 
 
 def _previous_results(out_dir: Path, fingerprint: str) -> dict | None:
-    """The results of an earlier evaluation with the same fingerprint, when all its files are there."""
+    """The results of an earlier evaluation with the same fingerprint, when all its files are there
+    (metrics.json, the grids it lists, the grid masks and every file of their index)."""
     path = out_dir / "metrics.json"
     if not path.exists():
         return None
@@ -54,7 +56,10 @@ def _previous_results(out_dir: Path, fingerprint: str) -> dict | None:
         results = json.loads(path.read_text())
     except json.JSONDecodeError:
         return None
-    if results.get("fingerprint") != fingerprint or not all(Path(g).exists() for g in results.get("grids", [])):
+    if results.get("fingerprint") != fingerprint or "grids" not in results or not all(Path(g).exists() for g in results["grids"]):
+        return None
+    # the grid frames' masks the report compares across runs (an evaluation older than them is redone)
+    if not results.get("grid_masks") or read_masks_index(Path(results["grid_masks"])) is None:
         return None
     results["reused"] = True
     return results
@@ -108,10 +113,17 @@ def run_eval(cfg: Config) -> dict:
                 r[f"{metric}_drop"] = (base[metric] - r[metric]) / base[metric]
     semantic_gts = _semantic_gts(datasets[reference])
     results["cue_recognition"] = cue_recognition(outputs[reference], lineage.cue_lists(cfg), semantic_gts, class_names, cfg.features.text.n_t)
-    muted = next((c.name for c in map(cfg.features.audio.condition, e.conditions) if c.kind == "mute"), None)
-    grids = write_grids(out_dir / "grids", datasets[reference], outputs[reference], outputs.get(muted), e.threshold, e.grids)
-    results["grids"] = [str(p) for p in grids]
+    # the metrics first, without the pictures' keys: a failure drawing the pictures loses no metric,
+    # and the next evaluation (its cache check wants "grids" and "grid_masks") draws them again
     _write(cfg, results, out_dir)
+    muted = next((c.name for c in map(cfg.features.audio.condition, e.conditions) if c.kind == "mute"), None)
+    grid_dir = out_dir / "grids"
+    grids = write_grids(grid_dir, datasets[reference], outputs[reference], outputs.get(muted), e.threshold, e.grids)
+    masks = write_grid_masks(grid_dir, datasets[reference], outputs[reference], outputs.get(muted), e.threshold, e.grids, reference,
+                             muted if muted in outputs else None)
+    results["grids"] = [str(p) for p in grids]
+    results["grid_masks"] = str(masks)
+    atomic_write_text(out_dir / "metrics.json", json.dumps(results, indent=2, default=str))
     return results
 
 
