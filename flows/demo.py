@@ -1,9 +1,11 @@
 """Prefect flow: the whole experiment of one config, from data to the report (`teso demo`, `make demo`).
 
     synthetic data (when dataset.root is synth.out) -> index -> captions -> cues -> features
+    (once per distinct data configuration among the runs: TeSO-n reads noun cues)
     -> small foundation (when train.model.foundation is foundation.out)
     -> for each run of the report (report.runs; default every entry of runs):
-           train, evaluate under every audio condition
+           train, evaluate under every audio condition (with run.parallel_trainings > 1 each
+           worker process trains and then evaluates its run, beside the others)
     -> report
 
 Every step reuses its cache: a second run recomputes nothing (training resumes at its last epoch,
@@ -19,7 +21,7 @@ from pathlib import Path
 from prefect import flow
 
 from flows.evaluate import eval_flow
-from flows.refresh import refresh_stages
+from flows.refresh import refresh_runs
 from flows.train import train_flow, train_in_parallel
 from pipeline.config import Config, report_runs
 from pipeline.data import synth
@@ -52,7 +54,7 @@ def synthetic_dataset(cfg: Config) -> None:
 def demo_flow(cfg: Config) -> dict:
     runs = report_runs(cfg)
     parallel = cfg.run.parallel_trainings > 1 and len(runs) > 1
-    total = 5 + len(runs) if parallel else 4 + 2 * len(runs)
+    total = 5 if parallel else 4 + 2 * len(runs)
     step = 1
     t0 = time.perf_counter()
     if Path(cfg.dataset.root).resolve() == Path(cfg.synth.out).resolve():
@@ -60,7 +62,7 @@ def demo_flow(cfg: Config) -> dict:
         synthetic_dataset(cfg)
     step += 1
     _banner(step, total, "index, captions, cues, features")
-    stages = refresh_stages(cfg)
+    stages = refresh_runs(runs)
     step += 1
     if is_own_small_foundation(cfg):
         _banner(step, total, f"small random foundation -> {cfg.foundation.out}")
@@ -68,14 +70,13 @@ def demo_flow(cfg: Config) -> dict:
     step += 1
     evaluated = {}
     if parallel:
-        _banner(step, total, f"train runs {', '.join(n for n, _ in runs)} ({cfg.run.parallel_trainings} at a time)")
-        for name, report in zip((n for n, _ in runs), train_in_parallel([r for _, r in runs], cfg.run.parallel_trainings)):
+        _banner(step, total, f"train and evaluate runs {', '.join(n for n, _ in runs)} ({cfg.run.parallel_trainings} at a time)")
+        reports = train_in_parallel([r for _, r in runs], cfg.run.parallel_trainings, then_evaluate=True)
+        for name, report in zip((n for n, _ in runs), reports):
+            evaluated[name] = report.pop("eval")
             print(f"trained {name}: {report}")
+            print(f"evaluated {name}: " + ", ".join(f"{c} mIoU {r['miou']:.4f}" for c, r in evaluated[name]["conditions"].items() if "miou" in r))
         step += 1
-        for name, rcfg in runs:
-            _banner(step, total, f"evaluate run {name!r} under {', '.join(rcfg.eval.conditions)}")
-            evaluated[name] = eval_flow(rcfg)
-            step += 1
     else:
         for name, rcfg in runs:
             _banner(step, total, f"train run {name!r} -> {rcfg.train.out_dir}")

@@ -11,6 +11,7 @@ folder `teso serve` was started in.
 """
 from __future__ import annotations
 
+import json
 import time
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -69,6 +70,25 @@ def refresh_stages(cfg: Config) -> dict:
         features = run(features_flow)
     names = [f"audio:{s.extra['variant']}" for s in features[:-1]] + ["text"]
     out["features"] = {name: stage_summary(s) for name, s in zip(names, features)}
+    return out
+
+
+def data_identity(cfg: Config) -> str:
+    """What a run's cached inputs depend on: runs that agree share their data stages."""
+    return json.dumps([cfg.dataset.model_dump(mode="json"), cfg.captions.model_dump(mode="json"),
+                       cfg.cues.model_dump(mode="json"), cfg.features.model_dump(mode="json")], sort_keys=True)
+
+
+def refresh_runs(runs: list[tuple[str, Config]]) -> dict:
+    """The data stages of every distinct data configuration among `runs` (a run may read other cues,
+    e.g. TeSO-n's noun cues), once each; {run name: stage summaries} for the runs that ran them."""
+    seen: set[str] = set()
+    out = {}
+    for name, rcfg in runs:
+        if (key := data_identity(rcfg)) not in seen:
+            seen.add(key)
+            print(f"data stages for run {name!r}")
+            out[name] = refresh_stages(rcfg)
     return out
 
 

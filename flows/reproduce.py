@@ -9,7 +9,6 @@ seed, so a second `teso reproduce` resumes or reuses every training and evaluati
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -17,17 +16,11 @@ from prefect import flow
 
 from flows.demo import synthetic_dataset
 from flows.evaluate import eval_flow
-from flows.refresh import refresh_stages
+from flows.refresh import refresh_runs
 from flows.train import train_flow, train_in_parallel
 from pipeline.config import Config, report_runs, seed_config
 from pipeline.evaluation.reproduce_report import write_reproduce_report
 from pipeline.model_io.foundation import ensure_foundation
-
-
-def _data_identity(cfg: Config) -> str:
-    """What a run's cached inputs depend on: runs that agree share their data stages."""
-    return json.dumps([cfg.dataset.model_dump(mode="json"), cfg.captions.model_dump(mode="json"),
-                       cfg.cues.model_dump(mode="json"), cfg.features.model_dump(mode="json")], sort_keys=True)
 
 
 @flow(name="reproduce", log_prints=True)
@@ -37,26 +30,24 @@ def reproduce_flow(cfg: Config) -> dict:
     seeds = list(cfg.reproduce.seeds)
     if Path(cfg.dataset.root).resolve() == Path(cfg.synth.out).resolve():
         synthetic_dataset(cfg)
-    seen: set[str] = set()
-    for name, rcfg in runs:
-        if (key := _data_identity(rcfg)) not in seen:
-            seen.add(key)
-            print(f"data stages for run {name!r}")
-            refresh_stages(rcfg)
+    refresh_runs(runs)
+    for _, rcfg in runs:
         ensure_foundation(rcfg)
     jobs = [(name, seed, seed_config(rcfg, seed)) for seed in seeds for name, rcfg in runs]
     print(f"{len(jobs)} trainings: runs {', '.join(n for n, _ in runs)} x seeds {seeds}")
-    if cfg.run.parallel_trainings > 1 and len(jobs) > 1:
-        train_in_parallel([c for _, _, c in jobs], cfg.run.parallel_trainings)
+    results: dict[str, dict[int, dict]] = {}
+    out_dirs: dict[str, dict[int, Path]] = {}
+    if cfg.run.parallel_trainings > 1 and len(jobs) > 1:  # each worker evaluates its run after training it
+        reports = train_in_parallel([c for _, _, c in jobs], cfg.run.parallel_trainings, then_evaluate=True)
+        for (name, seed, _), report in zip(jobs, reports):
+            results.setdefault(name, {})[seed] = report["eval"]
     else:
         for name, seed, scfg in jobs:
             print(f"train {name} seed {seed} -> {scfg.train.out_dir}")
             train_flow(scfg)
-    results: dict[str, dict[int, dict]] = {}
-    out_dirs: dict[str, dict[int, Path]] = {}
+            print(f"evaluate {name} seed {seed}")
+            results.setdefault(name, {})[seed] = eval_flow(scfg)
     for name, seed, scfg in jobs:
-        print(f"evaluate {name} seed {seed}")
-        results.setdefault(name, {})[seed] = eval_flow(scfg)
         out_dirs.setdefault(name, {})[seed] = Path(scfg.train.out_dir)
     report = write_reproduce_report(cfg, results, out_dirs)
     for c in report["claims"]:

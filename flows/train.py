@@ -14,7 +14,7 @@ from prefect import flow
 from flows import prefect_env
 from flows.manifest import index
 from pipeline.config import Config, report_runs
-from pipeline.stages import train
+from pipeline.stages import evaluate, train
 
 
 def train_and_report(cfg: Config, resume: bool = True) -> dict:
@@ -39,23 +39,28 @@ def train_flow(cfg: Config, resume: bool = True) -> dict:
     return train_and_report(cfg, resume)
 
 
-def _train_one(rcfg: Config, resume: bool = True) -> dict:
-    """One run's training in a worker process (no Prefect flow: the parent's flow run covers it)."""
+def _train_one(rcfg: Config, resume: bool = True, then_evaluate: bool = False) -> dict:
+    """One run's training in a worker process (no Prefect flow: the parent's flow run covers it);
+    with then_evaluate its evaluation too, under "eval", so it overlaps the other runs' training."""
     # One thread each: two processes with torch's default two threads on 2 cores run at 40% of the
     # speed (spinning OpenMP threads contend). CPU kernels split their sums by thread count, so the
     # floats, and after a few epochs the model, differ from a sequential run's.
     torch.set_num_threads(1)
     if not rcfg.run.progress:
         prefect_env.quiet_libraries()
-    return train_and_report(rcfg, resume)
+    report = train_and_report(rcfg, resume)
+    if then_evaluate:
+        report["eval"] = evaluate.STAGE.run(rcfg)
+    return report
 
 
-def train_in_parallel(configs: list[Config], processes: int, resume: bool = True) -> list[dict]:
-    """Train several runs at once in spawned processes; their reports in the order given. A run
-    that fails raises here after the others finish (each run checkpoints and resumes on its own)."""
+def train_in_parallel(configs: list[Config], processes: int, resume: bool = True, then_evaluate: bool = False) -> list[dict]:
+    """Train several runs at once in spawned processes; their reports in the order given (with
+    then_evaluate each also holds the run's evaluation results under "eval"). A run that fails
+    raises here after the others finish (each run checkpoints and resumes on its own)."""
     # spawn: a forked child would inherit this process's Prefect server and logging threads
     with ProcessPoolExecutor(max_workers=min(processes, len(configs)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_train_one, c, resume) for c in configs]
+        futures = [pool.submit(_train_one, c, resume, then_evaluate) for c in configs]
         return [f.result() for f in futures]
 
 

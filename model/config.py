@@ -7,13 +7,15 @@ the rows of the paper's Table 5; each comment says what the switch removes in th
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
 # Settings added after checkpoints were first written, with the value that reproduces the code from
 # before each existed: an older checkpoint resumes under that value (model/checkpoints.py).
-ADDED_SETTINGS: dict[str, Any] = {"frozen_foundation_mode": "train", "infonce_symmetric": True}
+ADDED_SETTINGS: dict[str, Any] = {"frozen_foundation_mode": "train", "infonce_symmetric": True,
+                                  "dynamic_mask_threshold": "zero", "pmqs_latent_audio": False}
 
 
 @dataclass
@@ -59,6 +61,14 @@ class TeSOConfig:
     # --- ablation switches (paper Table 5) ---
     use_infonce: bool = True  # False: no InfoNCE term; latent audio features may collapse onto each other
     use_dynamic_mask: bool = True  # False: only padded cue slots are masked before PMQS
+    # What a cue's score xi is compared with: "zero" (the paper: kept where xi > 0) or
+    # "running_mean" (kept where xi exceeds the running mean of the scores; model/dynamic_mask.py
+    # ScoreCentre says why: with "zero" the demo's mask kept every cue, or dropped nearly every one).
+    dynamic_mask_threshold: str = "zero"
+    # PMQS reads the latent audio F_AL beside the kept cues F_AT (the paper: F_AT only). With F_AT
+    # only, every kept cue token is also the queries' only way to the audio, so dropping any cue
+    # costs audio and the mask learns to keep everything (docs/METHOD.md, "Dynamic mask").
+    pmqs_latent_audio: bool = False
     use_pmqs: bool = True  # False: every query gets the plain mean of the kept prompts (no attention)
     use_sedam: bool = True  # False: projected cues and latent audio are concatenated, no crossmodal layers
     use_text: bool = True  # False: latent audio features prompt the queries directly (no cues)
@@ -81,6 +91,8 @@ class TeSOConfig:
         problems = [f"{name} must be > 0, got {value}" for name, value in positive.items() if value <= 0]
         if self.d_model % self.n_heads:
             problems.append(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if self.dynamic_mask_threshold not in ("zero", "running_mean"):
+            problems.append(f"dynamic_mask_threshold must be 'zero' or 'running_mean', got {self.dynamic_mask_threshold!r}")
         if self.frozen_foundation_mode not in ("eval", "train"):
             problems.append(f"frozen_foundation_mode must be 'eval' or 'train', got {self.frozen_foundation_mode!r}")
         if not 0.0 <= self.audio_dropout < 1.0:
@@ -101,6 +113,21 @@ class TeSOConfig:
         return asdict(self)
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def lr_factor(schedule: str, step: int, total_steps: int, warmup_steps: int = 0, min_ratio: float = 0.0) -> float:
+    """The multiplier of every base learning rate before optimizer step `step` (0-based) of
+    `total_steps`. A pure function of the step, so a resumed run needs no scheduler state."""
+    if schedule == "constant":
+        return 1.0
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    span = max(total_steps - warmup_steps, 1)
+    progress = min((step - warmup_steps) / span, 1.0)
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 60  # the paper trains for about 60 epochs
@@ -109,6 +136,11 @@ class TrainConfig:
     lr_visual_adapters: float = 1e-4  # Swin adapters (paper)
     lr_other: float = 1e-3  # SeDAM, PMQS, other adapters, class head (paper)
     weight_decay: float = 0.05  # Mask2Former's AdamW setting
+    # Learning-rate schedule over all optimizer steps: "constant" (what the paper states: fixed rates)
+    # or "cosine" (linear warm-up over warmup_steps, then a cosine decay to lr_min_ratio of each rate).
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    lr_min_ratio: float = 0.0
     num_workers: int = 2  # DataLoader worker processes per rank
     amp: bool = True  # float16 autocast + GradScaler; only used on CUDA
     seed: int = 0
@@ -127,9 +159,14 @@ class TrainConfig:
         ]
         problems += [
             f"{name} must be >= 0, got {getattr(self, name)}"
-            for name in ("num_workers", "keep_checkpoints", "weight_decay", "lr_visual_adapters", "lr_other")
+            for name in ("num_workers", "keep_checkpoints", "weight_decay", "lr_visual_adapters", "lr_other",
+                         "warmup_steps")
             if getattr(self, name) < 0
         ]
+        if self.lr_schedule not in LR_SCHEDULES:
+            problems.append(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if not 0.0 <= self.lr_min_ratio <= 1.0:
+            problems.append(f"lr_min_ratio must be in [0, 1], got {self.lr_min_ratio}")
         if problems:
             raise ValueError("invalid TrainConfig: " + "; ".join(problems))
 

@@ -28,7 +28,7 @@ from transformers import Mask2FormerForUniversalSegmentation
 
 from model.adapters import MASK2FORMER_ADAPTER_SITES, attach_adapters
 from model.config import TeSOConfig
-from model.dynamic_mask import dynamic_cue_mask, straight_through_gate
+from model.dynamic_mask import ScoreCentre, cue_padding_mask, dynamic_cue_mask, straight_through_gate
 from model.losses import SetCriterion, infonce_latent_loss
 from model.pmqs import PMQS
 from model.sedam import SeDAM
@@ -94,6 +94,8 @@ class TeSOSegmenter(nn.Module):
             n_heads=config.n_pmqs_heads,
             attend=config.use_pmqs,
         )
+        # the dynamic mask's running score mean (dynamic_mask_threshold: running_mean), else None
+        self.score_centre = ScoreCentre() if config.dynamic_mask_threshold == "running_mean" else None
         self.criterion = SetCriterion(foundation, config)
         self.train()  # from_pretrained leaves mask2former in eval mode; start consistent like any nn.Module
 
@@ -152,9 +154,10 @@ class TeSOSegmenter(nn.Module):
             elif audio is None:  # no audio: nothing to score the cues against, only padding masks
                 kpm = ~cue_valid
             else:
-                scores, kpm = dynamic_cue_mask(
-                    out.cue_queries, out.audio_keys, cue_valid, enabled=cfg.use_dynamic_mask
-                )
+                scores, kpm = dynamic_cue_mask(out.cue_queries, out.audio_keys, cue_valid, enabled=cfg.use_dynamic_mask)
+                if self.score_centre is not None:
+                    scores = self.score_centre(scores, cue_valid)
+                    kpm = cue_padding_mask(scores, cue_valid, cfg.use_dynamic_mask)
                 if cfg.use_dynamic_mask:
                     gate = straight_through_gate(scores, kpm)
         else:  # "w/o SeDAM": projected cues and latent audio side by side, no crossmodal attention
@@ -171,6 +174,12 @@ class TeSOSegmenter(nn.Module):
         f_al_view = self.sedam.embed_audio(audio) if want_view and f_al is not None else None
         # With a gate, PMQS masks only the padding outright and applies the gate (the same forward).
         kpm_pmqs = kpm if gate is None else ~cue_valid
+        if cfg.pmqs_latent_audio and cfg.use_sedam and cues is not None and f_al is not None:
+            # the latent audio prompts too, never masked: (B, N_T + N_L, d)
+            always = torch.zeros(f_al.shape[:2], dtype=torch.bool, device=f_al.device)
+            f_at, kpm, kpm_pmqs = torch.cat([f_at, f_al], 1), torch.cat([kpm, always], 1), torch.cat([kpm_pmqs, always], 1)
+            if gate is not None:
+                gate = torch.cat([gate, (~always).to(gate.dtype)], 1)
         return _Prompt(f_at, kpm, scores, cue_kept, f_al, f_al_view, gate, kpm_pmqs)
 
     # --- forward ---
@@ -264,13 +273,20 @@ class TeSOSegmenter(nn.Module):
             {"name": "other", "params": other, "lr": lr_other},
         ]
 
+    def _trained_names(self) -> set[str]:
+        """The trained weights and the statistics learnt with them (the score centre's buffers)."""
+        names = {name for name, p in self.named_parameters() if p.requires_grad}
+        if self.score_centre is not None:
+            names |= {f"score_centre.{n}" for n, _ in self.score_centre.named_buffers()}
+        return names
+
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """Only the trained weights; the frozen foundation model is reloaded from `config.foundation`."""
-        names = {name for name, p in self.named_parameters() if p.requires_grad}
+        names = self._trained_names()
         return {k: v for k, v in self.state_dict().items() if k in names}
 
     def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        expected = {name for name, p in self.named_parameters() if p.requires_grad}
+        expected = self._trained_names()
         missing, unexpected = expected - state.keys(), state.keys() - expected
         if missing or unexpected:
             raise ValueError(

@@ -2,7 +2,8 @@
 
     train(model_cfg, train_cfg, train_set, val_set, validate)
       set up ── seed, build TeSOSegmenter, AdamW over its two parameter groups, resume from `last`
-      each epoch ── shuffle by (seed, epoch), gradient accumulation, AMP on CUDA, log every few steps
+      each epoch ── shuffle by (seed, epoch), gradient accumulation, AMP on CUDA, log every few steps,
+                 ── the learning-rate schedule (lr_factor: a function of the global step alone)
                  ── validate (optional), checkpoint atomically, keep `best/` by the selected metric
 
 Files (only rank 0 writes; the checkpoint layout is described in model/checkpoints.py):
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -52,7 +54,7 @@ from model.checkpoints import (
     save_checkpoint,
     set_rng_state,
 )
-from model.config import TeSOConfig, TrainConfig
+from model.config import TeSOConfig, TrainConfig, lr_factor
 from model.data import collate
 from model.losses import binary_targets, semantic_targets
 from model.segmenter import TeSOSegmenter
@@ -124,9 +126,13 @@ def _train(
     # model, optimizer, and the state of a previous run
     _seed_all(cfg.seed)  # the same initial weights on every rank
     model = TeSOSegmenter(model_cfg).to(ctx.device)
+    # fused: one kernel over all ~300 parameter tensors instead of a Python loop of small ops
+    # (measured on the demo model, 1 CPU thread: 5 ms a step instead of 37 ms, ~13% of a step)
     optimizer = torch.optim.AdamW(
-        model.param_groups(cfg.lr_visual_adapters, cfg.lr_other), weight_decay=cfg.weight_decay
+        model.param_groups(cfg.lr_visual_adapters, cfg.lr_other), weight_decay=cfg.weight_decay,
+        fused=ctx.device.type in ("cpu", "cuda"),
     )
+    base_lrs = {g["name"]: g["lr"] for g in optimizer.param_groups}  # before a checkpoint's rates replace them
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
     start_epoch, global_step, best_metric, best_epoch = 0, 0, None, None
@@ -192,7 +198,7 @@ def _train(
         if hasattr(train_set, "set_epoch"):
             train_set.set_epoch(epoch)
         epoch_loss = _train_epoch(
-            ddp, model_cfg.num_labels, optimizer, scaler, loader, cfg, ctx, epoch, result, metrics_path
+            ddp, model_cfg.num_labels, optimizer, base_lrs, scaler, loader, cfg, ctx, epoch, result, metrics_path
         )
 
         metrics: dict[str, float] = {}
@@ -237,6 +243,7 @@ def _train_epoch(
     ddp: torch.nn.Module,
     num_labels: int,
     optimizer: torch.optim.Optimizer,
+    base_lrs: dict[str, float],
     scaler: torch.amp.GradScaler,
     loader: DataLoader,
     cfg: TrainConfig,
@@ -249,6 +256,7 @@ def _train_epoch(
     ddp.train()
     use_amp = cfg.amp and ctx.device.type == "cuda"
     n_batches = len(loader)
+    steps_per_epoch = math.ceil(n_batches / cfg.grad_accum)
     losses: list[float] = []
     interval_loss: list[float] = []
     interval_terms: dict[str, torch.Tensor] = {}
@@ -273,6 +281,10 @@ def _train_epoch(
         for name, value in terms.items():
             interval_terms[name] = interval_terms.get(name, 0) + value / group_size
         if last_in_group:
+            factor = lr_factor(cfg.lr_schedule, result.global_step, cfg.epochs * steps_per_epoch,
+                               cfg.warmup_steps, cfg.lr_min_ratio)
+            for group in optimizer.param_groups:
+                group["lr"] = base_lrs[group["name"]] * factor
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)

@@ -272,7 +272,7 @@ class ReproduceSection(Section):
     out_dir: Path = Path("reports/demo/reproduce")
     # Which run plays which part in the claims; a role whose run is not in `runs` is reported "not run".
     roles: dict[Literal["teso", "no_audio", "no_text", "nouns"], str] = Field(
-        default_factory=lambda: {"teso": "teso", "no_audio": "no_audio", "no_text": "no_text", "nouns": "nouns"}
+        default_factory=lambda: {"teso": "teso", "no_audio": "no_audio", "no_text": "no_text", "nouns": "teso_n"}
     )
 
     @field_validator("seeds")

@@ -179,6 +179,16 @@ def readme_block(data: dict, config_name: str) -> str:
     for run in runs:
         lines.append(f"| {run} | {cell(run, reference, 'miou')} | " + " | ".join(cell(run, c, "miou_drop") for c in others)
                      + f" | {cell(run, '-', 'rec1_ap')} | {cell(run, '-', 'rec2_ap')} | {cell(run, '-', 'cue_kept_share')} |")
+    per_seed = []
+    for run in runs:
+        shares = rows.get((run, "-", "cue_kept_share"))
+        if shares is not None:
+            per_seed.append(f"kept share of `{run}` per seed {shares['seeds']}: " + ", ".join(f"{v:.3f}" for v in shares["values"]) + ".")
+    for run, by_seed in data.get("last_epoch_change", {}).items():
+        changes = ", ".join("-" if v is None else f"{v:+.3f}" for _, v in sorted(by_seed.items(), key=lambda kv: int(kv[0])))
+        per_seed.append(f"validation mIoU change over the last epoch of `{run}` per seed: {changes}.")
+    if per_seed:
+        lines += ["", *per_seed]
     lines.append(README_END)
     return "\n".join(lines)
 

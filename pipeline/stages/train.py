@@ -41,6 +41,13 @@ def validation_scores(threshold: float, model, dataset, max_videos: int | None =
     return binary_scores(torch.stack(probs), torch.stack(gts), videos, threshold)
 
 
+def scored_frames(samples: list, max_videos: int | None) -> list:
+    """The frames with a mask of the first `max_videos` videos (all when None), in dataset order."""
+    seen: dict[tuple, int] = {}
+    return [s for s in samples
+            if s.has_mask and (max_videos is None or seen.setdefault((s.subset, s.uid), len(seen)) < max_videos)]
+
+
 def run_training(cfg: Config, resume: bool = True):
     """Train TeSO; returns (TrainResult, number of frames skipped because their features are not cached)."""
     stores = lineage.open_stores(cfg)
@@ -51,6 +58,8 @@ def run_training(cfg: Config, resume: bool = True):
     val_set, validate = None, None
     if cfg.train.val_split:
         val_samples, _ = frame_samples(cfg, cfg.train.val_split, stores)
+        # only the frames validation_scores scores: predicting the others each epoch is wasted
+        val_samples = scored_frames(val_samples, cfg.train.max_val_videos)
         if val_samples:
             val_set = make_dataset(cfg, val_samples, stores, False, model_cfg.num_labels)
             if model_cfg.num_labels == 1:

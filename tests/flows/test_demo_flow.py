@@ -3,8 +3,10 @@ under normal and muted audio, the report's files and tables; a second run recomp
 import json
 
 import pytest
+from PIL import Image
 
 from flows.demo import demo_flow
+from pipeline.evaluation.report import cross_run_size
 from tests.fixtures.configs import tiny_config
 
 
@@ -20,13 +22,17 @@ def demo(tmp_path_factory):
 def test_demo_writes_the_report_with_every_table_and_picture(demo):
     cfg, tmp, first = demo
     report = tmp / "report"
-    assert {p.name for p in report.iterdir()} == {"report.md", "report.html", "report.json", "curves.png", "grids"}
+    assert {p.name for p in report.iterdir()} == {"report.md", "report.html", "report.json", "curves.png", "grids", "cross_run_grids.png"}
     assert len(list((report / "grids").glob("*.png"))) == 2
+    # the same frames in both runs: frame | ground truth | normal and muted per run, one row per frame
+    indexes = [json.loads((tmp / "runs" / name / "eval" / "grids" / "masks" / "index.json").read_text()) for name in ("teso", "no_audio")]
+    assert len(indexes[0]["frames"]) == 2 and indexes[0]["frames"] == indexes[1]["frames"]
+    assert Image.open(report / "cross_run_grids.png").size == cross_run_size(2, 2 + 2 * 2)
     md = (report / "report.md").read_text()
     for title in ("Table 1", "Table 3", "Table 4", "Table 5"):
         assert title in md
     html = (report / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 3 and "src=\"grids/" not in html  # self-contained
+    assert html.count("data:image/png;base64,") == 4 and "src=\"grids/" not in html  # self-contained
     data = json.loads((report / "report.json").read_text())
     assert list(data["runs"]) == ["teso", "no_audio"]
     t4 = data["tables"]["table4"]["rows"]
@@ -47,5 +53,6 @@ def test_second_demo_reuses_every_cache(demo):
     assert again["runs"] == first["runs"]
     summary = json.loads((tmp / "runs" / "teso" / "summary.json").read_text())
     assert summary["global_step"] > 0
-    assert again["stages"]["captions"]["computed"] == 0 and again["stages"]["cues"]["computed"] == 0
-    assert all(s["computed"] == 0 for s in again["stages"]["features"].values())
+    for stages in again["stages"].values():  # per distinct data configuration of the runs
+        assert stages["captions"]["computed"] == 0 and stages["cues"]["computed"] == 0
+        assert all(s["computed"] == 0 for s in stages["features"].values())

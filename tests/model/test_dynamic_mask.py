@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from model.dynamic_mask import dynamic_cue_mask
+from model.dynamic_mask import ScoreCentre, dynamic_cue_mask
 
 
 def test_hand_built_scores_and_mask():
@@ -52,3 +52,34 @@ def test_bad_inputs_raise():
         dynamic_cue_mask(q, k, torch.ones(1, 3))
     with pytest.raises(ValueError, match="bool tensor of shape"):
         dynamic_cue_mask(q, k, torch.ones(1, 4, dtype=torch.bool))
+
+
+def test_offset_moves_the_threshold():
+    k = torch.tensor([[1.0, 0.0]]).expand(1, 1, 1, 2)  # (B, h, N_L, d_head)
+    q = torch.tensor([[[2.0, 0.0], [1.0, 0.0]]])[None]  # scores 2/sqrt2 and 1/sqrt2
+    valid = torch.ones(1, 2, dtype=torch.bool)
+    scores, masked = dynamic_cue_mask(q, k, valid, offset=1.0)
+    torch.testing.assert_close(scores, torch.tensor([[2 / math.sqrt(2) - 1, 1 / math.sqrt(2) - 1]]))
+    assert masked.tolist() == [[False, True]]
+
+
+def test_score_centre_uses_the_batch_mean_in_training_and_its_running_mean_in_evaluation():
+    centre = ScoreCentre(momentum=0.5)
+    valid = torch.tensor([[True, True, False]])
+    centre.eval()
+    torch.testing.assert_close(centre(torch.tensor([[1.0, 2.0, 3.0]]), valid), torch.tensor([[1.0, 2.0, 3.0]]))  # nothing seen: zero rule
+    centre.train()
+    scores = torch.tensor([[2.0, 4.0, 100.0]], requires_grad=True)
+    centred = centre(scores, valid)  # padding does not count in the mean
+    torch.testing.assert_close(centred, torch.tensor([[-1.0, 1.0, 97.0]]))
+    # a shift common to the valid cues gets no gradient: the cues' gradients sum to zero
+    centred[0, :2].sum().backward()
+    torch.testing.assert_close(scores.grad[0, :2].sum(), torch.tensor(0.0))
+    assert float(centre.running_mean()) == pytest.approx(3.0)  # bias-corrected: the first mean itself
+    centre(torch.tensor([[5.0, 5.0, -100.0]]), valid)
+    assert float(centre.running_mean()) == pytest.approx((0.5 * 0.5 * 3 + 0.5 * 5) / 0.75)
+    centre(torch.tensor([[1.0, 1.0, 1.0]]), torch.zeros(1, 3, dtype=torch.bool))  # no valid cue: no step
+    assert int(centre.steps) == 2
+    centre.eval()
+    torch.testing.assert_close(centre(torch.tensor([[5.0, 6.0, 0.0]]), valid),
+                               torch.tensor([[5.0, 6.0, 0.0]]) - centre.running_mean())

@@ -179,6 +179,48 @@ def test_trainable_state_dict_round_trip(tiny_path, batch):
         fresh.load_trainable_state_dict(state)
 
 
+def test_running_mean_threshold_learns_in_training_and_is_saved(tiny_path, batch):
+    model = build(tiny_path, dynamic_mask_threshold="running_mean")
+    plain = build(tiny_path)  # the same weights with the paper's zero rule
+    with torch.no_grad():
+        model(**batch)
+    assert int(model.score_centre.steps) == 0  # evaluation never moves it
+    model.train()
+    plain.train()
+    torch.manual_seed(1)
+    out = model(**batch)
+    torch.manual_seed(1)
+    raw = plain(**batch).cue_scores.detach()  # the same dropout draws
+    valid = batch["cue_valid"]
+    torch.testing.assert_close(out.cue_scores.detach(), raw - raw[valid].mean())  # training: the batch mean
+    assert torch.equal(out.prompt_padding_mask, ~valid | (out.cue_scores.detach() <= 0))
+    assert int(model.score_centre.steps) == 1
+    state = model.trainable_state_dict()
+    assert {"score_centre.ema", "score_centre.steps"} <= set(state)
+    fresh = build(tiny_path, dynamic_mask_threshold="running_mean")
+    fresh.load_trainable_state_dict(state)
+    assert float(fresh.score_centre.running_mean()) == pytest.approx(float(raw[valid].mean()), rel=1e-5)
+    model.eval()
+    with torch.no_grad():
+        ref, again = model(**batch), fresh(**batch)
+    torch.testing.assert_close(again.cue_scores, ref.cue_scores)
+    assert torch.equal(again.prompt_padding_mask, ~valid | (again.cue_scores <= 0))
+
+
+def test_latent_audio_prompts_beside_the_cues(tiny_path, batch):
+    model = build(tiny_path, pmqs_latent_audio=True)
+    with torch.no_grad():
+        out = model(**batch)
+    n_t, n_l = batch["cues"].shape[1], model.config.n_latent
+    assert out.pmqs_attention.shape[-1] == n_t + n_l  # queries read cues and latent audio
+    assert not out.prompt_padding_mask[:, n_t:].any()  # the latent audio is never masked
+    assert out.cue_kept.shape == (batch["cues"].shape[0], n_t)
+    # all cues dropped: the queries still hear the audio
+    with torch.no_grad():
+        muted_cues = model(**{**batch, "cue_valid": torch.zeros_like(batch["cue_valid"])})
+    assert muted_cues.pmqs_attention[..., n_t:].sum(-1).allclose(torch.ones(()))
+
+
 def test_audio_steers_the_full_model(tiny_path, batch):
     model = build(tiny_path, use_dynamic_mask=False)  # keep every valid cue so the audio path is open
     with torch.no_grad():

@@ -114,7 +114,8 @@ def test_resume_after_interruption_repeats_the_uninterrupted_run(setup, tmp_path
     model_cfg, dataset = setup
     # 8 samples in micro-batches of 2, accumulated in pairs: every epoch has two optimizer steps, and
     # dropout, point sampling and augmentation all draw random numbers that resume must restore.
-    cfg = dict(epochs=3, grad_accum=2, keep_checkpoints=0)
+    # The cosine schedule too: its rate is a function of the global step, which resume restores.
+    cfg = dict(epochs=3, grad_accum=2, keep_checkpoints=0, lr_schedule="cosine", warmup_steps=1)
     whole = train(model_cfg, config(tmp_path / "whole", **cfg), dataset, validate=lambda m, v: {"miou": 0.0})
 
     calls = []
@@ -141,6 +142,7 @@ def test_resume_after_interruption_repeats_the_uninterrupted_run(setup, tmp_path
         a, b = read_records(tmp_path / "whole", kind), read_records(tmp_path / "cut", kind)
         assert [(r["epoch"], r["step"]) for r in a] == [(r["epoch"], r["step"]) for r in b]
         np.testing.assert_allclose([r["loss"] for r in a], [r["loss"] for r in b], rtol=1e-6)
+    assert [r["lr"] for r in read_records(tmp_path / "cut", "step")] == [r["lr"] for r in read_records(tmp_path / "whole", "step")]
 
     # Nothing left to do: a finished run resumes to its final weights without training.
     again = train(model_cfg, config(tmp_path / "cut", **cfg), dataset)
@@ -290,3 +292,30 @@ def test_config_check_on_resume_knows_settings_added_since_a_checkpoint():
     assert _config_mismatch(old, tiny_teso_config("m2f", frozen_foundation_mode="train")) == []
     trained = tiny_teso_config("m2f", freeze_foundation=False)  # the mode has no effect on a trained foundation
     assert _config_mismatch({k: v for k, v in old.items()} | {"freeze_foundation": False}, trained) == []
+
+
+def test_lr_factor_schedules():
+    from model.config import lr_factor
+
+    assert [lr_factor("constant", s, 10) for s in (0, 5, 9)] == [1.0, 1.0, 1.0]
+    warm = [lr_factor("cosine", s, 100, warmup_steps=4) for s in range(4)]
+    assert warm == [0.25, 0.5, 0.75, 1.0]
+    decay = [lr_factor("cosine", s, 100, warmup_steps=4, min_ratio=0.1) for s in range(4, 100)]
+    assert decay[0] == pytest.approx(1.0) and all(a >= b for a, b in zip(decay, decay[1:]))
+    assert lr_factor("cosine", 100, 100, 4, 0.1) == pytest.approx(0.1)  # the end of the schedule
+    assert lr_factor("cosine", 52, 100, 4, 0.0) == pytest.approx(0.5)  # halfway after the warm-up
+
+
+def test_cosine_schedule_reaches_the_optimizer(setup, tmp_path):
+    model_cfg, dataset = setup
+    sched = dict(lr_schedule="cosine", warmup_steps=2, lr_min_ratio=0.0, epochs=2)
+    train(model_cfg, config(tmp_path / "full", **sched), dataset)
+    lrs = [r["lr"]["other"] for r in read_records(tmp_path / "full", "step")]
+    base = TrainConfig().lr_other
+    assert lrs[0] == pytest.approx(base / 2) and lrs[1] == pytest.approx(base)  # warm-up
+    assert all(a >= b for a, b in zip(lrs[1:], lrs[2:])) and lrs[2] > lrs[3] and lrs[-1] < 0.2 * base
+
+
+def test_unknown_lr_schedule_is_refused():
+    with pytest.raises(ValueError, match="lr_schedule must be one of constant, cosine"):
+        TrainConfig(lr_schedule="step")
