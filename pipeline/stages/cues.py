@@ -2,8 +2,9 @@
 
 Reads the captions of the current captions config. Backends (pipeline.text.backends.REASONERS):
 `hf` / `vllm` chat LLMs prompted with a template from `prompts/` (few-shot chain of thought by
-default) and parsed by pipeline.text.cue_parser; or `nouns`, the paper's noun-parser baseline
-(TeSO-n) that needs no LLM. An answer that cannot be parsed is kept (raw_response) with status='error'.
+default) and parsed by pipeline.text.cue_parser; `cot_rules`, a rule-based stand-in for their
+chain of thought on CPU machines, parsed the same way; or `nouns`, the paper's noun-parser
+baseline (TeSO-n) that needs no LLM. An answer that cannot be parsed is kept (raw_response) with status='error'.
 """
 from __future__ import annotations
 

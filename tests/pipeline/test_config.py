@@ -139,3 +139,5 @@ def test_paper_configs_set_the_papers_values_of_every_deviation(name):
     assert cfg.train.augment is False
     model = cfg.train.model
     assert (model["frozen_foundation_mode"], model["audio_dropout"], model["infonce_symmetric"]) == ("eval", 0.0, True)
+    assert (model["dynamic_mask_threshold"], model["pmqs_latent_audio"]) == ("zero", False)
+    assert cfg.train.recipe["lr_schedule"] == "constant"

@@ -18,7 +18,7 @@ def test_lookup_by_name_and_clear_errors():
 
 def test_every_kind_has_its_backends_under_their_own_names():
     assert CAPTIONERS.names() == ["hf", "reference", "vllm"]
-    assert REASONERS.names() == ["hf", "nouns", "vllm"]
+    assert REASONERS.names() == ["cot_rules", "hf", "nouns", "vllm"]
     assert AUDIO_ENCODERS.names() == ["logmel", "vggish"]
     assert TEXT_ENCODERS.names() == ["clip", "imagebind", "sentence-transformers"]
     for registry in (CAPTIONERS, REASONERS, AUDIO_ENCODERS, TEXT_ENCODERS):

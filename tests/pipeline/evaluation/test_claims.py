@@ -67,8 +67,11 @@ def test_the_readme_block_is_generated_from_a_reproduce_report():
         "claims": [c | {"interval": None if c["interval"] is None else vars(c["interval"])} for c in claims],
         "metrics": [r | {"interval": vars(r["interval"])} for r in metric_rows(results)],
         "runs": {run: {str(s): m for s, m in by_seed.items()} for run, by_seed in results.items()},
+        "last_epoch_change": {"teso": {"0": 0.004, "1": -0.002, "2": None}},
     }
     block = readme_block(data, "configs/demo.yaml")
+    assert "kept share of `teso` per seed [0, 1, 2]: 0.700, 0.700, 0.700." in block
+    assert "validation mIoU change over the last epoch of `teso` per seed: +0.004, -0.002, -." in block
     assert block.startswith(README_BEGIN) and block.endswith(README_END)
     assert "commit abc1234, 2026-12-02: 3 seeds [0, 1, 2], 1 torch thread(s)" in block
     assert "| C1: TeSO mIoU > (-) audio | mIoU(TeSO) - mIoU((-) audio) | +0.110 [+0.100, +0.120] | holds |" in block

@@ -190,6 +190,7 @@ def test_rates_are_frozen_defaults_and_the_rules_identify_the_cache():
         DEFAULT_RATES.unevidenced = 1.0
     cfg = load_config(REPO / "configs" / "demo.yaml", ["cues.backend=cot_rules"])
     backend = REASONERS.get("cot_rules")
-    source = (REPO / "pipeline" / "text" / "rule_reasoner.py").read_bytes()
+    # the rules and the noun parser whose helpers find the objects: a change to either recomputes
+    source = b"".join((REPO / "pipeline" / "text" / name).read_bytes() for name in ("rule_reasoner.py", "noun_cues.py"))
     assert backend.template(cfg) == ("cot_rules", hashlib.sha256(source).hexdigest())
     assert backend.identity(cfg)["model"] == "rule-cot" and backend.gen_params(cfg) == {"max_cues": cfg.cues.max_cues}
