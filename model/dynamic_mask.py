@@ -27,13 +27,14 @@ from torch import nn
 
 
 def dynamic_cue_mask(
-    q: torch.Tensor, k: torch.Tensor, valid: torch.Tensor, enabled: bool = True, offset: torch.Tensor | float = 0.0
+    q: torch.Tensor, k: torch.Tensor, valid: torch.Tensor, enabled: bool = True, centre: ScoreCentre | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Score the cues and build PMQS's key-padding mask.
 
     q: (B, h, N_T, d_head) cue queries; k: (B, h, N_L, d_head) latent audio keys; valid: (B, N_T) bool,
-    False for padded cue slots. With enabled=False (ablation) only padded slots are masked. `offset`
-    is subtracted from every score before the sign test (0: the paper's rule).
+    False for padded cue slots. With enabled=False (ablation) only padded slots are masked. With a
+    `centre` (`dynamic_mask_threshold: running_mean`) the scores are centred before the sign test;
+    without, the test is the paper's xi > 0.
     Returns scores xi (B, N_T) and key_padding_mask (B, N_T) bool, True = masked.
     """
     if q.ndim != 4 or k.ndim != 4 or q.shape[:2] != k.shape[:2] or q.shape[-1] != k.shape[-1]:
@@ -47,16 +48,13 @@ def dynamic_cue_mask(
         )
     # mean over keys of q.k equals q . mean(k), which avoids building the (N_T, N_L) logit matrix.
     scores = (q * k.mean(dim=2, keepdim=True)).sum(-1) / math.sqrt(q.shape[-1])  # (B, h, N_T)
-    scores = scores.mean(dim=1) - offset  # (B, N_T)
-    return scores, cue_padding_mask(scores, valid, enabled)
-
-
-def cue_padding_mask(scores: torch.Tensor, valid: torch.Tensor, enabled: bool = True) -> torch.Tensor:
-    """(B, N_T) bool, True = masked: padded slots, and with enabled the cues scoring <= 0."""
+    scores = scores.mean(dim=1)  # (B, N_T)
+    if centre is not None:
+        scores = centre(scores, valid)
     masked = ~valid
     if enabled:
         masked = masked | (scores.detach() <= 0)
-    return masked
+    return scores, masked
 
 
 def straight_through_gate(scores: torch.Tensor, key_padding_mask: torch.Tensor) -> torch.Tensor:
@@ -67,8 +65,6 @@ def straight_through_gate(scores: torch.Tensor, key_padding_mask: torch.Tensor) 
     return hard + soft - soft.detach()
 
 
-
-
 class ScoreCentre(nn.Module):
     """`dynamic_mask_threshold: running_mean`: scores centred on the mean of the valid cues' scores,
     so a cue is kept when it agrees with its audio more than cues agree with audio on average.
@@ -77,7 +73,8 @@ class ScoreCentre(nn.Module):
     cue gets no gradient at all; in evaluation it is the running mean of those batch means (a
     bias-corrected exponential average, momentum 0.01, saved with the weights): BatchNorm's rule.
 
-    Why (measured on the demo's validation split, docs/METHOD.md "Dynamic mask"): xi = q . mean_j k_j
+    Why (measured on the demo's validation split, docs/METHOD.md "Dynamic mask", exploratory single
+    seeds): xi = q . mean_j k_j
     has a part common to all cues (the biases of q and k, the mean audio) that no softmax of SeDAM
     sees, and the straight-through gradient moves it to whichever side the loss prefers on average.
     With the paper's zero rule the mask kept every cue (PMQS reading cues only: every cue token is

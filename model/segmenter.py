@@ -28,7 +28,7 @@ from transformers import Mask2FormerForUniversalSegmentation
 
 from model.adapters import MASK2FORMER_ADAPTER_SITES, attach_adapters
 from model.config import TeSOConfig
-from model.dynamic_mask import ScoreCentre, cue_padding_mask, dynamic_cue_mask, straight_through_gate
+from model.dynamic_mask import ScoreCentre, dynamic_cue_mask, straight_through_gate
 from model.losses import SetCriterion, infonce_latent_loss
 from model.pmqs import PMQS
 from model.sedam import SeDAM
@@ -154,10 +154,8 @@ class TeSOSegmenter(nn.Module):
             elif audio is None:  # no audio: nothing to score the cues against, only padding masks
                 kpm = ~cue_valid
             else:
-                scores, kpm = dynamic_cue_mask(out.cue_queries, out.audio_keys, cue_valid, enabled=cfg.use_dynamic_mask)
-                if self.score_centre is not None:
-                    scores = self.score_centre(scores, cue_valid)
-                    kpm = cue_padding_mask(scores, cue_valid, cfg.use_dynamic_mask)
+                scores, kpm = dynamic_cue_mask(out.cue_queries, out.audio_keys, cue_valid,
+                                               enabled=cfg.use_dynamic_mask, centre=self.score_centre)
                 if cfg.use_dynamic_mask:
                     gate = straight_through_gate(scores, kpm)
         else:  # "w/o SeDAM": projected cues and latent audio side by side, no crossmodal attention

@@ -20,32 +20,27 @@ from pipeline.stages import lineage
 from pipeline.stages.base import Stage
 
 
-def validation_scores(threshold: float, model, dataset, max_videos: int | None = None, device="cpu") -> dict:
-    """AVSBench binary mIoU and F-score of `model` on `dataset` (frames with a mask only; the first
-    `max_videos` videos when set)."""
-    probs, gts, videos = [], [], []
-    seen: dict[tuple, int] = {}
-    for batch, out in predict(model, dataset, device=device):
-        score = out.semantic_map[:, 0].clamp(0, 1).float().cpu()  # (B, H, W)
-        for i in range(score.shape[0]):
-            if not bool(batch["has_mask"][i]):
-                continue
-            video = (batch["subset"][i], batch["uid"][i])
-            if max_videos is not None and seen.setdefault(video, len(seen)) >= max_videos:
-                continue
-            probs.append(score[i])
-            gts.append(batch["mask"][i] > 0)
-            videos.append(video)
-    if not probs:
-        raise ValueError("no frame with a ground-truth mask to score")
-    return binary_scores(torch.stack(probs), torch.stack(gts), videos, threshold)
-
-
-def scored_frames(samples: list, max_videos: int | None) -> list:
-    """The frames with a mask of the first `max_videos` videos (all when None), in dataset order."""
+def validation_frames(samples: list, max_videos: int | None) -> list:
+    """The frames validation scores: those with a mask, of the first `max_videos` videos (all when
+    None), in dataset order. Selected before the dataset is built, so no other frame is predicted."""
     seen: dict[tuple, int] = {}
     return [s for s in samples
             if s.has_mask and (max_videos is None or seen.setdefault((s.subset, s.uid), len(seen)) < max_videos)]
+
+
+def validation_scores(threshold: float, model, dataset, device="cpu") -> dict:
+    """AVSBench binary mIoU and F-score of `model` on the frames of `dataset` that have a mask."""
+    probs, gts, videos = [], [], []
+    for batch, out in predict(model, dataset, device=device):
+        score = out.semantic_map[:, 0].clamp(0, 1).float().cpu()  # (B, H, W)
+        for i in range(score.shape[0]):
+            if bool(batch["has_mask"][i]):
+                probs.append(score[i])
+                gts.append(batch["mask"][i] > 0)
+                videos.append((batch["subset"][i], batch["uid"][i]))
+    if not probs:
+        raise ValueError("no frame with a ground-truth mask to score")
+    return binary_scores(torch.stack(probs), torch.stack(gts), videos, threshold)
 
 
 def run_training(cfg: Config, resume: bool = True):
@@ -58,14 +53,13 @@ def run_training(cfg: Config, resume: bool = True):
     val_set, validate = None, None
     if cfg.train.val_split:
         val_samples, _ = frame_samples(cfg, cfg.train.val_split, stores)
-        # only the frames validation_scores scores: predicting the others each epoch is wasted
-        val_samples = scored_frames(val_samples, cfg.train.max_val_videos)
+        val_samples = validation_frames(val_samples, cfg.train.max_val_videos)
         if val_samples:
             val_set = make_dataset(cfg, val_samples, stores, False, model_cfg.num_labels)
             if model_cfg.num_labels == 1:
                 def validate(model, dataset):
                     device = next(model.parameters()).device
-                    return validation_scores(cfg.train.threshold, model, dataset, cfg.train.max_val_videos, device)
+                    return validation_scores(cfg.train.threshold, model, dataset, device)
     Path(recipe.out_dir).mkdir(parents=True, exist_ok=True)
     save_effective_config(cfg, Path(recipe.out_dir))
     result = train(model_cfg, recipe, train_set, val_set, validate, select_metric=cfg.train.select_metric, resume=resume)

@@ -54,13 +54,16 @@ def test_bad_inputs_raise():
         dynamic_cue_mask(q, k, torch.ones(1, 4, dtype=torch.bool))
 
 
-def test_offset_moves_the_threshold():
-    k = torch.tensor([[1.0, 0.0]]).expand(1, 1, 1, 2)  # (B, h, N_L, d_head)
-    q = torch.tensor([[[2.0, 0.0], [1.0, 0.0]]])[None]  # scores 2/sqrt2 and 1/sqrt2
-    valid = torch.ones(1, 2, dtype=torch.bool)
-    scores, masked = dynamic_cue_mask(q, k, valid, offset=1.0)
-    torch.testing.assert_close(scores, torch.tensor([[2 / math.sqrt(2) - 1, 1 / math.sqrt(2) - 1]]))
-    assert masked.tolist() == [[False, True]]
+def test_a_centre_moves_the_threshold_to_the_mean_score():
+    torch.manual_seed(0)
+    q, k = torch.randn(4, 2, 3, 8), torch.randn(4, 2, 5, 8)
+    valid = torch.tensor([[True, True, True]] * 3 + [[True, False, False]])
+    raw, _ = dynamic_cue_mask(q, k, valid)
+    centre = ScoreCentre().train()
+    scores, masked = dynamic_cue_mask(q, k, valid, centre=centre)
+    torch.testing.assert_close(scores, raw - raw[valid].mean())
+    assert torch.equal(masked, ~valid | (raw <= raw[valid].mean()))
+    assert 0 < int((masked & valid).sum()) < int(valid.sum())
 
 
 def test_score_centre_uses_the_batch_mean_in_training_and_its_running_mean_in_evaluation():
