@@ -13,7 +13,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export NLTK_DATA := $(CURDIR)/$(VENV)/nltk_data
 
-.PHONY: help setup demo reproduce test data index captions cues features foundation train eval report sql bench clean-cache refresh serve prefect-server
+.PHONY: help setup demo reproduce test data index captions cues features foundation train eval report sql bench clean-cache refresh serve prefect-server chaos
 
 help: ## this list (CONFIG=configs/NAME.yaml selects the experiment, ARGS='key=value ...' overrides it)
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -85,6 +85,9 @@ test: setup ## run the test suite
 
 bench: setup ## run the benchmarks (speed ratios against baselines)
 	$(PY) bench/run_all.py
+
+chaos: setup ## fault campaign: SIGKILL every stage, concurrent runs, a damaged part, a changed input (~15 min)
+	$(PY) scripts/chaos.py $(ARGS)
 
 clean-cache: ## delete the demo's caches, data, runs and report
 	rm -rf cache/*/ demo/ runs/demo/ reports/demo/

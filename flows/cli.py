@@ -29,8 +29,8 @@ import sys
 from pathlib import Path
 
 from flows import prefect_env
-from pipeline.config import Config, ConfigError, load_config, report_runs, require_paths, run_config
-from pipeline.data.signatures import ManifestStale
+from pipeline.common.errors import UserError
+from pipeline.config import Config, load_config, report_runs, require_paths, run_config
 
 # Each subcommand imports its flow (Prefect, torch, the models) inside its function: `teso sql`,
 # `teso --help` and a config error answer in a fraction of a second instead of several.
@@ -226,7 +226,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     try:
         report = score_folders(args.pred, args.gt, args.threshold, args.semantic, args.num_classes)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, OSError) as exc:  # OSError: an image PIL cannot read
         print(f"teso score: {exc}", file=sys.stderr)
         return 2
     shown = {k: v for k, v in report.metrics.items() if not isinstance(v, dict)}
@@ -241,10 +241,10 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    from pipeline.store.sql_views import connect, describe_views
+    from pipeline.store.sql_views import check_read_only, connect, describe_views
 
     cfg = load_config(args.config, args.overrides)
-    con = connect(cfg.cache.root)
+    con = connect(cfg.cache.root, read_only=not args.full_access)
     if not args.query:
         views = describe_views(con)
         if not views:
@@ -252,6 +252,8 @@ def cmd_sql(args: argparse.Namespace) -> int:
         for view, columns in views:
             print(f"{view}\n  " + "\n  ".join(f"{c}  {t}" for c, t in columns))
         return 0
+    if not args.full_access:
+        check_read_only(con, args.query)
     rel = con.sql(args.query)
     if rel is None:  # a statement without a result set
         return 0
@@ -333,8 +335,21 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--set", dest="overrides", action="append", default=[], help="config override, e.g. cache.root=DIR")
     sql.add_argument("--max-rows", type=int, default=40)
     sql.add_argument("--max-width", type=int, default=200)
+    sql.add_argument("--full-access", action="store_true",
+                     help="DuckDB with no limits: any statement, any file, extensions (default: SELECT over the cache only)")
     sql.set_defaults(func=cmd_sql)
     return parser
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """What ends a command with one message and exit status 2: the project's UserErrors, a file
+    the user named that is not there, and DuckDB's errors (a query the user wrote)."""
+    import duckdb
+
+    return (UserError, FileNotFoundError, duckdb.Error)
+
+
+EXPECTED_ERRORS = _expected_errors()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -342,8 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, ManifestStale) as exc:
-        print(f"teso: {exc}", file=sys.stderr)
+    except EXPECTED_ERRORS as exc:  # the message says what to do; a traceback would only hide it
+        print(f"teso {args.command}: {exc}", file=sys.stderr)
         return 2
 
 

@@ -5,6 +5,7 @@ from prefect import flow
 
 from flows.manifest import index
 from pipeline.config import Config
+from pipeline.evaluation.report import frames_cell
 from pipeline.stages import evaluate
 
 
@@ -15,6 +16,13 @@ def eval_flow(cfg: Config) -> dict:
     for name, r in results["conditions"].items():
         shown = {k: round(v, 4) for k, v in r.items() if isinstance(v, float)}
         print(f"{name}: {shown}")
+        print(frames_line(name, r))
     if "cue_recognition" in results:
         print(f"cue recognition: {results['cue_recognition']}")
     return results
+
+
+def frames_line(condition: str, r: dict) -> str:
+    """How many frames a condition's numbers rest on, and how many the evaluation had to skip."""
+    line = f"{condition}: scored {frames_cell(r)}"
+    return line + ("; run `teso features` for the missing ones" if r.get("skipped_without_features") else "")

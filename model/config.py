@@ -8,6 +8,7 @@ the rows of the paper's Table 5; each comment says what the switch removes in th
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -167,6 +168,8 @@ class TrainConfig:
             problems.append(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if not 0.0 <= self.lr_min_ratio <= 1.0:
             problems.append(f"lr_min_ratio must be in [0, 1], got {self.lr_min_ratio}")
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
+            problems.append(f"device must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}")
         if problems:
             raise ValueError("invalid TrainConfig: " + "; ".join(problems))
 

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from model.config import SmallFoundationConfig, TeSOConfig, TrainConfig
 from pipeline.common.atomic import atomic_write_text
+from pipeline.common.errors import UserError
+from pipeline.common.names import check_name
 from pipeline.common.registry import Registry
 from pipeline.data.synth import SynthConfig
 from pipeline.features.audio_conditions import DEFAULT_CONDITIONS, AudioCondition
@@ -22,7 +24,7 @@ from pipeline.features.backends import AUDIO_ENCODERS, TEXT_ENCODERS
 from pipeline.text.backends import CAPTIONERS, REASONERS
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config that cannot be used; the message lists every problem found."""
 
 
@@ -44,6 +46,11 @@ class DatasetConfig(Section):
     splits: list[Literal["train", "val", "test"]] | None = None  # None = all splits
     v3: Literal["zero_shot", "1_shot", "3_shot", "5_shot"] | None = None  # AVS-V3 generalization split
     verify: Literal["full", "header"] = "full"  # full decodes every frame and mask; header only opens them
+
+    @field_validator("name")
+    @classmethod
+    def _name_safe(cls, v: str) -> str:
+        return check_name("dataset.name", v)  # a folder under cache.root
 
 
 class CacheConfig(Section):
@@ -192,13 +199,20 @@ class FeaturesConfig(Section):
 
 
 def _check_dataclass(cls, values: dict) -> dict:
-    """Validate a dict against one of model/config.py's dataclasses (unknown keys, bad values)."""
+    """Validate a dict against one of model/config.py's dataclasses: unknown keys, each value's type
+    (pydantic on the dataclass's annotations: "abc" or 2.5 for an int is an error, 2.0 becomes 2),
+    then the dataclass's own checks. Returns the values as converted."""
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown key(s) {unknown}; known: {sorted(known)}")
-    cls(**values)  # runs the dataclass's own checks (ValueError with every problem)
-    return values
+    try:
+        obj = TypeAdapter(cls).validate_python(values)  # also runs __post_init__'s checks
+    except ValidationError as exc:
+        problems = [f"{'.'.join(str(p) for p in e['loc']) or cls.__name__}: {e['msg']} (got {e.get('input')!r})"
+                    for e in exc.errors()]
+        raise ValueError("; ".join(problems)) from None
+    return {name: getattr(obj, name) for name in values}
 
 
 class FoundationSection(Section):
@@ -234,8 +248,8 @@ class TrainSection(Section):
     @classmethod
     def _model_fields(cls, v: dict) -> dict:
         probe = {"text_dim": 1} | v  # text_dim may come from the feature store later
-        _check_dataclass(TeSOConfig, probe)
-        return v
+        checked = _check_dataclass(TeSOConfig, probe)
+        return {k: checked[k] for k in v}
 
     @field_validator("recipe")
     @classmethod
@@ -316,8 +330,7 @@ class Config(Section):
     @model_validator(mode="after")
     def _runs_valid(self) -> "Config":
         for name in self.runs:
-            if not name.replace("_", "").replace("-", "").isalnum():
-                raise ValueError(f"run name {name!r} must be letters, digits, '-' or '_'")
+            check_name("run name", name)  # a folder under train.out_dir
         missing = [r for r in self.report.runs or [] if r not in self.runs]
         if missing:
             raise ValueError(f"report.runs names runs that are not in runs: {missing}")
@@ -342,7 +355,12 @@ def parse_overrides(overrides: list[str]) -> dict:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"override '{item}' is not of the form key.sub=value")
-        _set_dotted(tree, key.strip(), yaml.safe_load(raw) if raw.strip() else None)
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as exc:
+            detail = " ".join(str(exc).split())
+            raise ConfigError(f"override '{item}': the value is not valid YAML ({detail})") from None
+        _set_dotted(tree, key.strip(), value)
     return tree
 
 

@@ -17,10 +17,12 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from pipeline.common.errors import UserError
+
 RESAMPLER = "resampy kaiser_best"  # recorded in the audio features' provenance
 
 
-class AudioError(ValueError):
+class AudioError(UserError, ValueError):
     """An audio file that is missing, unreadable, empty or holds non-finite samples."""
 
 

@@ -10,7 +10,12 @@ That rule follows the video's split in metadata.csv, also when an AVS-V3 split g
 AVS-V3 (GAVS) split files have metadata.csv's columns and list subsets of its rows:
 `ROOT/v3/meta_v3_seen_train.csv`, `meta_v3_seen_val.csv`, `meta_v3_unseen.csv`, and
 `ROOT/v3/v3_{k}_shot/{train,test}.csv`. With a V3 setting the manifest's `split` column is the
-video's role there (train/val/test) instead of its metadata split.
+video's role, taken from the file that lists it (train/val/test), instead of its metadata split.
+The files' own `split` column holds the release's values (`seen_train`, `unseen`,
+`v3_1_shot_train`, ...; layout.v3_split_values); a value naming another file is an error row.
+A video's other fields come from metadata.csv, which may also be the copy the GAVS repository keeps
+in `ROOT/v3/` (used when `ROOT/metadata.csv` is absent). Tested against the released files
+(tests/fixtures/release/).
 
 Bad data never stops indexing and never drops a row: a missing or broken frame, mask or soundtrack
 marks its frame's row `status='error'` with a message `kind (detail): /abs/path`; a malformed CSV
@@ -24,6 +29,7 @@ reader of its own rather than a branch of this one.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import re
 from collections import Counter
@@ -36,6 +42,8 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image, UnidentifiedImageError
 
+from pipeline.common.errors import UserError
+from pipeline.common.names import unsafe_name
 from pipeline.data.audio_io import AudioError, audio_info
 from pipeline.data.layout import (
     AUDIO_FILE,
@@ -51,9 +59,11 @@ from pipeline.data.layout import (
     SPLITS,
     SUBSETS,
     V3_SEEN_TRAIN,
+    V3_METADATA,
     V3_SEEN_VAL,
     V3_UNSEEN,
     v3_shot_file,
+    v3_split_values,
 )
 from pipeline.data.palette import NUM_CLASSES, rgb_to_index
 
@@ -75,13 +85,17 @@ MANIFEST_SCHEMA = pa.schema(
         ("a_obj", pa.string()),
         ("audio_sr", pa.int32()),  # null when the audio is unreadable
         ("audio_seconds", pa.float32()),  # null when the audio is unreadable
+        # sha256 (16 hex) of the file's bytes; later stages key their rows on it, so a replaced file
+        # is recomputed and nothing else is. Null when the file is missing or unreadable.
+        ("frame_sha", pa.string()),
+        ("audio_sha", pa.string()),
         ("status", pa.string()),  # 'ok' or 'error'
         ("error", pa.string()),  # null when ok; several problems joined with "; "
     ]
 )
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """The dataset folder cannot be indexed at all (a configuration problem, not a bad row)."""
 
 
@@ -180,7 +194,17 @@ class BadRow:
     line: int
 
 
-def _read_rows(root: Path, rel: str) -> list[VideoMeta | BadRow]:
+def metadata_file(root: str | Path) -> str:
+    """metadata.csv's path relative to the root: `metadata.csv`, else the GAVS copy `v3/metadata.csv`."""
+    root = Path(root)
+    for rel in (METADATA_FILE, V3_METADATA):
+        if (root / rel).is_file():
+            return rel
+    raise DatasetError(f"{METADATA_FILE} not found: {root / METADATA_FILE} (nor the GAVS copy {root / V3_METADATA})")
+
+
+def _read_rows(root: Path, rel: str, splits: Sequence[str] = SPLITS) -> list[VideoMeta | BadRow]:
+    """The rows of one metadata-format CSV; `splits` are the values its `split` column may hold."""
     path = root / rel
     if not path.is_file():
         raise DatasetError(f"{rel} not found: {path}")
@@ -204,12 +228,16 @@ def _read_rows(root: Path, rel: str) -> list[VideoMeta | BadRow]:
             problems = []
             if not v["uid"]:
                 problems.append("missing uid")
+            elif unsafe_name(v["uid"]):  # it names the video's folder: never a path outside ROOT
+                problems.append(f"unsafe uid {unsafe_name(v['uid'])}")
             if not v["label"]:
                 problems.append("missing label")
             elif v["label"] not in SUBSETS:
                 problems.append(f"unknown label {v['label']!r} not in {'/'.join(SUBSETS)}")
-            if v["split"] not in SPLITS:
-                problems.append(f"unknown split {v['split']!r} not in {'/'.join(SPLITS)}")
+            if v["split"] not in splits and tuple(splits) == SPLITS:
+                problems.append(f"unknown split {v['split']!r} not in {'/'.join(splits)}")
+            elif v["split"] not in splits:  # a V3 file: the value names another file's videos
+                problems.append(f"split {v['split']!r} contradicts the file, whose rows say {' or '.join(splits)}")
             if problems:
                 msg = f"bad metadata row ({', '.join(problems)}): {where}"
                 out.append(BadRow(v["uid"] or None, v["label"], v["split"], msg, reader.line_num))
@@ -268,9 +296,10 @@ def _v3_entries(
     """Entries whose split is the V3 role; metadata problems are reported for listed uids and
     for metadata lines whose uid is unknown (they might be any video)."""
     entries = [_Entry(r.split, bad=r) for r in rows if isinstance(r, BadRow) and r.uid is None]
+    meta_rel = metadata_file(root)
     for role, rel in _v3_files(setting).items():
         seen: dict[str, str] = {}
-        for row in _read_rows(root, rel):
+        for row in _read_rows(root, rel, v3_split_values(rel)):
             if isinstance(row, BadRow):
                 entries.append(_Entry(role, bad=row))
                 continue
@@ -284,7 +313,7 @@ def _v3_entries(
                 if row.uid in bad_by_uid:
                     entries.append(_Entry(role, bad=bad_by_uid[row.uid]))
                 else:
-                    msg = f"uid not in {METADATA_FILE} (listed at {row.where}): {root / METADATA_FILE}"
+                    msg = f"uid not in {METADATA_FILE} (listed at {row.where}): {root / meta_rel}"
                     entries.append(_Entry(role, bad=BadRow(row.uid, row.subset, role, msg, row.line)))
             elif meta.subset != row.subset:
                 detail = f"label {row.subset!r} but {meta.where} says {meta.subset!r}"
@@ -328,6 +357,15 @@ def _check_mask(path: Path, kind: str, verify: str, frame_size: tuple[int, int] 
     return None
 
 
+def content_sha(path: Path) -> str | None:
+    """sha256 (first 16 hex digits) of a file's bytes; None when it cannot be read."""
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()[:16]
+    except OSError:
+        return None
+
+
 def _video_rows(root: Path, dataset: str, entry: _Entry, verify: str) -> list[dict]:
     meta = entry.meta
     base = dict(dataset=dataset, subset=meta.subset, split=entry.split, uid=meta.uid, vid=meta.vid, a_obj=meta.a_obj)
@@ -338,6 +376,7 @@ def _video_rows(root: Path, dataset: str, entry: _Entry, verify: str) -> list[di
         audio_err = None
     except AudioError as exc:
         sr, seconds, audio_err = None, None, str(exc)
+    audio_sha = None if audio_err else content_sha(audio_path)
     rows = []
     for i in range(FRAMES_PER_VIDEO[meta.subset]):
         frame_path = vdir / FRAMES_DIR / f"{i}{FRAME_SUFFIX}"
@@ -362,6 +401,8 @@ def _video_rows(root: Path, dataset: str, entry: _Entry, verify: str) -> list[di
                 "has_mask": has_mask,
                 "audio_sr": sr,
                 "audio_seconds": seconds,
+                "frame_sha": None if frame_err else content_sha(frame_path),
+                "audio_sha": audio_sha,
                 "status": "error" if errors else "ok",
                 "error": "; ".join(errors) if errors else None,
             }
@@ -386,6 +427,8 @@ def _bad_row(dataset: str, entry: _Entry) -> dict:
         "a_obj": None,
         "audio_sr": None,
         "audio_seconds": None,
+        "frame_sha": None,
+        "audio_sha": None,
         "status": "error",
         "error": bad.message,
     }
@@ -466,7 +509,7 @@ def manifest_entries(
     if not root.is_dir():
         raise DatasetError(f"dataset root is not a folder: {root}")
 
-    rows = _read_rows(root, METADATA_FILE)
+    rows = _read_rows(root, metadata_file(root))
     videos, bad_by_uid, entries = _metadata_entries(rows)
     if v3 is not None:
         entries = _v3_entries(root, v3, videos, bad_by_uid, rows)

@@ -17,12 +17,13 @@ from typing import Sequence
 
 import pyarrow as pa
 
+from pipeline.common.errors import UserError
 from pipeline.data.avsbench import Entry, bad_rows, manifest_entries
 
 SIG_COLUMN = "video_sig"
 
 
-class ManifestStale(RuntimeError):
+class ManifestStale(UserError, RuntimeError):
     """The dataset folder holds videos the manifest has not indexed (new or changed since)."""
 
 VIDEO_KEYS = ("subset", "split", "uid")

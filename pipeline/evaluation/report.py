@@ -82,6 +82,13 @@ def _pct(value) -> str:
     return "-" if value is None else f"{100 * value:+.1f}%"
 
 
+def frames_cell(m: dict) -> str:
+    """'275 frames', or '190 frames (85 skipped: no features)' when the evaluation had to leave some out."""
+    skipped = m.get("skipped_without_features") or 0
+    frames = m.get("frames", "?")
+    return f"{frames} frames" + (f" ({skipped} of {frames + skipped} skipped: no cached features)" if skipped else "")
+
+
 def tables(runs: list[RunResults]) -> dict[str, dict]:
     """{table id: {"title", "header", "rows"}} with cells as display strings."""
     found = {s for r in runs for s in r.reference.get("by_subset", {})}
@@ -108,6 +115,7 @@ def tables(runs: list[RunResults]) -> dict[str, dict]:
                 r.name, r.label(cond), _fmt(m.get("miou")), _fmt(m.get("fscore")),
                 "-" if cond == r.config.eval.reference_condition else _pct(m.get("miou_drop")),
                 "-" if cond == r.config.eval.reference_condition else _pct(m.get("fscore_drop")),
+                frames_cell(m),
             ])
 
     t5_rows = [
@@ -119,7 +127,7 @@ def tables(runs: list[RunResults]) -> dict[str, dict]:
         "table3": {"title": "Table 3: cue recognition AP (REC#1 after the reasoner, REC#2 after the dynamic mask)",
                    "header": ["run", "REC#1 AP", "REC#2 AP", "share of cues kept"], "rows": t3_rows},
         "table4": {"title": "Table 4: audio-control test (relative drop = (normal - replaced) / normal)",
-                   "header": ["run", "audio", "mIoU", "F", "Δ mIoU", "Δ F"], "rows": t4_rows},
+                   "header": ["run", "audio", "mIoU", "F", "Δ mIoU", "Δ F", "frames scored"], "rows": t4_rows},
         "table5": {"title": "Table 5: ablations (normal audio)", "header": ["run", "overrides", "mIoU", "F"], "rows": t5_rows},
     }
 

@@ -38,6 +38,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pipeline.common.names import check_name
+
 
 class AudioCondition(BaseModel):
     """One audio-control condition, as the config names it (`features.audio.conditions`). `name` is
@@ -53,6 +55,7 @@ class AudioCondition(BaseModel):
 
     @model_validator(mode="after")
     def _snr_fits_kind(self) -> "AudioCondition":
+        check_name("audio condition name", self.name)  # names files of the evaluation and report
         if self.kind == "wgn" and (self.snr_db is None or not math.isfinite(self.snr_db)):
             raise ValueError(f"audio condition {self.name!r}: wgn needs a finite snr_db, got {self.snr_db!r}")
         if self.kind != "wgn" and self.snr_db is not None:

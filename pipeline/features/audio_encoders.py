@@ -36,6 +36,7 @@ from torch import nn
 from torchvggish import mel_features, vggish_params
 from torchvggish.torchvggish import VGG, make_layers
 
+from pipeline.common.errors import UserError
 from pipeline.common.identity import file_sha256
 from pipeline.data.audio_io import RESAMPLER
 from pipeline.features.backends import FEATURES_VERSION
@@ -50,7 +51,7 @@ BANDS = vggish_params.NUM_BANDS  # 64
 EMBEDDING_DIM = vggish_params.EMBEDDING_SIZE  # 128
 
 
-class MissingWeightsError(FileNotFoundError):
+class MissingWeightsError(UserError, FileNotFoundError):
     """An encoder that needs weights was given none (and random weights were not allowed)."""
 
 

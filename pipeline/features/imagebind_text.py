@@ -35,6 +35,8 @@ import torch
 from torch import nn
 from transformers import CLIPTextConfig, CLIPTextModelWithProjection, CLIPTokenizer
 
+from pipeline.common.errors import UserError
+
 PREPROCESSOR = "modality_preprocessors.text."
 TRUNK = "modality_trunks.text."
 HEAD = "modality_heads.text."
@@ -60,7 +62,7 @@ _BLOCK_RENAMES = {
 _BLOCK_FUSED = ("attn.in_proj_weight", "attn.in_proj_bias")
 
 
-class ImageBindWeightsError(ValueError):
+class ImageBindWeightsError(UserError, ValueError):
     """The ImageBind weights do not match the text branch this module converts."""
 
 

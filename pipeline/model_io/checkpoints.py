@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 from model.checkpoints import latest_checkpoint
 from model.config import TeSOConfig, TrainConfig
 from model.segmenter import TeSOSegmenter
+from pipeline.common.errors import MissingInput
 from pipeline.config import Config
 from pipeline.stages.lineage import Stores
 
@@ -15,7 +16,7 @@ from pipeline.stages.lineage import Stores
 def text_dim(stores: Stores) -> int:
     keys = stores.text.keys()
     if not keys:
-        raise ValueError(f"no text features in {stores.text.path}; run `teso features` first")
+        raise MissingInput(f"no text features in {stores.text.path}; run `teso features` first")
     return int(stores.text.get(keys[0]).shape[-1])
 
 

@@ -5,6 +5,7 @@ import pyarrow.compute as pc
 
 from model.data import AVSFrameDataset, FrameSample
 from pipeline.config import Config
+from pipeline.stages import lineage
 from pipeline.stages.lineage import Stores, load_manifest
 
 
@@ -12,11 +13,12 @@ def frame_samples(cfg: Config, split: str, stores: Stores) -> tuple[list[FrameSa
     """FrameSamples of one split whose audio and text features are cached; returns (samples, skipped)."""
     manifest = load_manifest(cfg)
     rows = manifest.filter(pc.equal(manifest["split"], split)).to_pylist()
+    text_keys = lineage.text_keys(cfg)  # features are looked up under the content they came from
     samples, skipped = [], 0
     for r in rows:
-        audio_key = (r["dataset"], r["subset"], r["uid"])
-        text_key = (r["dataset"], r["subset"], r["uid"], r["frame"])
-        if audio_key not in stores.audio or text_key not in stores.text:
+        audio_key = (r["dataset"], r["subset"], r["uid"], r["audio_sha"])
+        text_key = text_keys.get((r["dataset"], r["subset"], r["uid"], r["frame"]))
+        if audio_key not in stores.audio or text_key is None or text_key not in stores.text:
             skipped += 1
             continue
         samples.append(

@@ -18,10 +18,9 @@ from pipeline.text.backends import CAPTIONERS
 
 
 def frame_keys(cfg: Config) -> pa.Table:
-    """Distinct (keys, frame_path) of the ok manifest rows."""
-    keys = list(lineage.FRAME_KEYS)
-    rows = lineage.load_manifest(cfg).select([*keys, "frame_path"]).group_by([*keys, "frame_path"]).aggregate([])
-    return rows.sort_by([(k, "ascending") for k in keys])
+    """Distinct (keys, frame_path, input_sha) of the ok manifest rows: a frame whose file changed
+    has a new input_sha, so it is captioned again."""
+    return lineage.current_frames(cfg)
 
 
 def _open_image(path: str) -> tuple[Image.Image | None, str | None]:
@@ -35,7 +34,7 @@ def _open_image(path: str) -> tuple[Image.Image | None, str | None]:
 def caption_batch(cfg: Config, captioner, batch: pa.Table) -> pa.Table:
     """Caption one batch of manifest keys; unreadable frames become error rows, not crashes."""
     backend = CAPTIONERS.get(cfg.captions.backend)
-    keys = batch.select(list(lineage.FRAME_KEYS)).to_pylist()
+    keys = batch.select(list(lineage.CAPTION_KEYS)).to_pylist()
     paths = batch["frame_path"].to_pylist()
     t0 = time.perf_counter()
     results: list[tuple[str | None, int | None, str, str | None]] = [None] * len(keys)  # type: ignore[list-item]

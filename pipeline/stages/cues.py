@@ -8,7 +8,6 @@ baseline (TeSO-n) that needs no LLM. An answer that cannot be parsed is kept (ra
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 
@@ -21,14 +20,11 @@ from pipeline.text.backends import REASONERS
 
 
 def caption_rows(cfg: Config) -> pa.Table:
-    """The keys to reason about: every ok caption of the current captions table."""
+    """The keys to reason about: every ok caption of the current captions, with its caption_sha
+    (a changed caption is reasoned about again)."""
     keys = list(lineage.FRAME_KEYS)
-    caps = lineage.ok_captions(cfg).select([*keys, "caption"])
+    caps = lineage.ok_captions(cfg).select([*keys, "caption_sha", "caption"])
     return caps.sort_by([(k, "ascending") for k in keys])
-
-
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def cue_batch(cfg: Config, reasoner, batch: pa.Table) -> pa.Table:
@@ -45,7 +41,7 @@ def cue_batch(cfg: Config, reasoner, batch: pa.Table) -> pa.Table:
         {
             **key,
             **base,
-            "caption_sha": _sha(caption),
+            "caption_sha": lineage.text_sha(caption),
             "cues": o["cues"],
             "n_cues": len(o["cues"]) if o["cues"] is not None else None,
             "raw_response": o["raw"],

@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import torch
 
-from pipeline.common.atomic import atomic_write_text
+from pipeline.common.atomic import atomic_write_text, sweep_temporaries
 from pipeline.config import Config, save_effective_config
 from pipeline.data.avsbench import decode_mask, read_label2idx
 from pipeline.evaluation.cue_recognition import cue_recognition
@@ -85,6 +85,8 @@ def run_eval(cfg: Config) -> dict:
         raise ValueError("eval.cue_filter needs a semantic model (train.model.num_labels > 1): binary masks carry no class to filter")
     class_names = {v - 1: k for k, v in read_label2idx(cfg.dataset.root).items()}
     out_dir = Path(e.out_dir) if e.out_dir else Path(cfg.train.out_dir) / "eval"
+    for folder in (out_dir, out_dir / "grids"):
+        sweep_temporaries(folder)  # what a killed evaluation left half-written
     fingerprint = eval_fingerprint(cfg, ckpt)
     previous = _previous_results(out_dir, fingerprint)
     if previous is not None:

@@ -22,16 +22,18 @@ from pipeline.features.cue_embedding import CachedSentenceEncoder, embed_cues
 from pipeline.stages import lineage, workers
 from pipeline.stages.base import ShardedStage, ShardJob
 
-CUE_FRAME_SCHEMA = pa.schema(lineage.FRAME_KEY_FIELDS + [("cues", pa.list_(pa.string())), ("status", pa.string()), ("error", pa.string())])
+CUE_FRAME_SCHEMA = pa.schema(lineage.TEXT_KEY_FIELDS + [("cues", pa.list_(pa.string())), ("status", pa.string()), ("error", pa.string())])
 
 
 # -- audio ------------------------------------------------------------------------------------
 def audio_videos(cfg: Config) -> pa.Table:
-    """One row per ok manifest video: keys, audio_path, seconds (= frames of the video, 1 fps)."""
+    """One row per ok manifest video: keys, input_sha (the audio file's content hash: a replaced
+    soundtrack is encoded again), audio_path, seconds (= frames of the video, 1 fps)."""
     manifest = lineage.load_manifest(cfg)
-    grouped = manifest.group_by(["dataset", "subset", "uid", "audio_path"]).aggregate([("frame", "max")])
+    grouped = manifest.group_by(["dataset", "subset", "uid", "audio_sha", "audio_path"]).aggregate([("frame", "max")])
     seconds = pc.add(grouped["frame_max"], 1).cast(pa.int32())
     rows = grouped.drop_columns(["frame_max"]).append_column("seconds", seconds)
+    rows = rows.rename_columns(["dataset", "subset", "uid", "input_sha", "audio_path", "seconds"])
     return rows.sort_by([("subset", "ascending"), ("uid", "ascending")])
 
 
@@ -61,7 +63,7 @@ def audio_batch(cfg: Config, condition: str, encoder, batch: pa.Table) -> tuple[
                 arrays[i] = encoder.encode([waves[i]], [rows[i]["seconds"]])[0]
             except ValueError as exc:
                 errors[i] = str(exc)
-    keys = [{k: row[k] for k, _ in lineage.VIDEO_KEY_FIELDS} for row in rows]
+    keys = [{k: row[k] for k, _ in lineage.AUDIO_KEY_FIELDS} for row in rows]
     out_rows = [{**key, **base, "error": errors.get(i)} for i, key in enumerate(keys)]
     return out_rows, [arrays.get(i) for i in range(len(rows))]
 
@@ -100,8 +102,8 @@ AUDIO = ShardedStage(
 
 # -- text -------------------------------------------------------------------------------------
 def cue_frames(cfg: Config) -> pa.Table:
-    """Every frame of the current cues table: keys, cues, status, error."""
-    cues = lineage.cues_table(cfg).read(columns=CUE_FRAME_SCHEMA.names)
+    """Every frame of the current cues: keys, caption_sha, cues, status, error."""
+    cues = lineage.current_cues(cfg, CUE_FRAME_SCHEMA.names)
     return cues.sort_by([(k, "ascending") for k, _ in lineage.FRAME_KEY_FIELDS])
 
 
@@ -118,7 +120,7 @@ def text_batch(cfg: Config, encoder: CachedSentenceEncoder, batch: pa.Table) -> 
     base = {"kind": "text", "variant": t.template, "encoder": t.encoder, "weights": str(t.path or "bundled-default")}
     out_rows = []
     for i, r in enumerate(rows):
-        key = {k: r[k] for k, _ in lineage.FRAME_KEY_FIELDS}
+        key = {k: r[k] for k, _ in lineage.TEXT_KEY_FIELDS}
         error = None if i in arrays else f"no cues for this frame: {r['error'] or 'cue status ' + str(r['status'])}"
         out_rows.append({**key, **base, "valid": valid.get(i), "error": error})
     return out_rows, [arrays.get(i) for i in range(len(rows))]

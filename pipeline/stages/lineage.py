@@ -8,10 +8,18 @@
 A table's fingerprint hashes everything that determines its rows: its stage version, the backend's
 identity (model, prompt or template hash, generation parameters) and the fingerprints of the tables
 its rows are computed from, so a change anywhere upstream gives every table below it a new folder.
-Stages open tables here and never import one another.
+
+Rows are also tied to the content they were computed from, by a key column: a caption to its
+frame file's bytes (`input_sha` = the manifest's `frame_sha`), cues and text features to the
+caption text (`caption_sha`), audio features to the audio file's bytes (`input_sha` = the
+manifest's `audio_sha`). A replaced frame or soundtrack therefore has no row under its new hash
+and is recomputed, and only it; the rows of the old content stay as history, and every read
+here selects the rows of the content the dataset holds now. Stages open tables here and never
+import one another.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,21 +37,28 @@ from pipeline.store.feature_store import FeatureStore
 from pipeline.text.backends import CAPTIONERS, REASONERS
 
 # Stage versions: bump one when that stage's output for the same inputs changes.
-MANIFEST_VERSION = 2  # 2: per-video signatures
-CAPTIONS_VERSION = 1
-CUES_VERSION = 1
-FEATURES_STAGE_VERSION = 1
+MANIFEST_VERSION = 3  # 2: per-video signatures; 3: content hashes of frames and audio
+CAPTIONS_VERSION = 2  # 2: keyed by the frame's content hash
+CUES_VERSION = 2  # 2: keyed by the caption's hash
+FEATURES_STAGE_VERSION = 2  # 2: keyed by the audio's content hash / the caption's hash
 METRICS_VERSION = 2
 
 FRAME_KEYS = ("dataset", "subset", "uid", "frame")
 VIDEO_KEY_FIELDS = [("dataset", pa.string()), ("subset", pa.string()), ("uid", pa.string())]
 FRAME_KEY_FIELDS = VIDEO_KEY_FIELDS + [("frame", pa.int32())]
+INPUT_SHA = ("input_sha", pa.string())  # the content hash a row was computed from (see above)
+CAPTION_SHA = ("caption_sha", pa.string())  # sha256 (16 hex) of the caption text
+CAPTION_KEYS = (*FRAME_KEYS, "input_sha")
+CUE_KEYS = (*FRAME_KEYS, "caption_sha")
+AUDIO_KEY_FIELDS = VIDEO_KEY_FIELDS + [INPUT_SHA]
+TEXT_KEY_FIELDS = FRAME_KEY_FIELDS + [CAPTION_SHA]
 
 MANIFEST_TABLE_SCHEMA = pa.schema(list(MANIFEST_SCHEMA) + [pa.field(SIG_COLUMN, pa.string())])
 
 CAPTIONS_SCHEMA = pa.schema(
     FRAME_KEY_FIELDS
     + [
+        INPUT_SHA,  # the frame file's content hash (manifest frame_sha)
         ("caption", pa.string()),
         ("model", pa.string()),
         ("prompt_name", pa.string()),
@@ -59,7 +74,7 @@ CAPTIONS_SCHEMA = pa.schema(
 CUES_SCHEMA = pa.schema(
     FRAME_KEY_FIELDS
     + [
-        ("caption_sha", pa.string()),  # sha256 of the caption text the cues were derived from
+        CAPTION_SHA,  # of the caption text the cues were derived from
         ("cues", pa.list_(pa.string())),
         ("n_cues", pa.int32()),
         ("raw_response", pa.string()),
@@ -136,27 +151,64 @@ def load_manifest(cfg: Config, ok_only: bool = True) -> pa.Table:
 
 
 # -- text cues --------------------------------------------------------------------------------
+def _current(rows: pa.Table, current: pa.Table, keys: list[str]) -> pa.Table:
+    """The `rows` whose `keys` are in `current` (an inner join), with their own columns only."""
+    if rows.num_rows == 0 or current.num_rows == 0:
+        return rows.slice(0, 0)
+    wanted = current.select(keys).cast(rows.select(keys).schema).group_by(keys).aggregate([])
+    # join on the keys alone and take the matches: Arrow cannot carry list columns through a join
+    marked = rows.select(keys).append_column("__row", pa.array(range(rows.num_rows), pa.int64()))
+    hits = marked.join(wanted, keys=keys, join_type="inner")["__row"].to_pylist()
+    return rows.take(pa.array(sorted(hits), pa.int64()))
+
+
+def text_sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def captions_table(cfg: Config) -> CacheTable:
     inputs = {"stage_version": CAPTIONS_VERSION, **CAPTIONERS.get(cfg.captions.backend).identity(cfg)}
-    return _table(cfg, "captions", inputs, CAPTIONS_SCHEMA, FRAME_KEYS)
+    return _table(cfg, "captions", inputs, CAPTIONS_SCHEMA, CAPTION_KEYS)
+
+
+def current_frames(cfg: Config) -> pa.Table:
+    """(frame keys, frame_path, input_sha = frame_sha) of every ok frame of the current manifest."""
+    keys = list(FRAME_KEYS)
+    rows = load_manifest(cfg).select([*keys, "frame_path", "frame_sha"]).group_by([*keys, "frame_path", "frame_sha"]).aggregate([])
+    return rows.rename_columns([*keys, "frame_path", "input_sha"]).sort_by([(k, "ascending") for k in keys])
 
 
 def ok_captions(cfg: Config) -> pa.Table:
-    """The captions of the current captions config (ok rows only)."""
+    """The ok captions of the current captions config for the frames as they are now, each with
+    its `caption_sha`."""
     table = captions_table(cfg).read()
-    return table.filter(pc.equal(table["status"], "ok"))
+    table = _current(table.filter(pc.equal(table["status"], "ok")), current_frames(cfg), list(CAPTION_KEYS))
+    return table.append_column("caption_sha", pa.array([text_sha(c) for c in table["caption"].to_pylist()], pa.string()))
 
 
 def cues_table(cfg: Config) -> CacheTable:
     inputs = {"stage_version": CUES_VERSION, **REASONERS.get(cfg.cues.backend).identity(cfg),
               "captions_fingerprint": captions_table(cfg).fingerprint}
-    return _table(cfg, "cues", inputs, CUES_SCHEMA, FRAME_KEYS)
+    return _table(cfg, "cues", inputs, CUES_SCHEMA, CUE_KEYS)
+
+
+def current_cues(cfg: Config, columns: list[str] | None = None) -> pa.Table:
+    """The cue rows (any status) of the current captions: one per frame with an ok caption."""
+    rows = cues_table(cfg).read()
+    rows = _current(rows, ok_captions(cfg), list(CUE_KEYS))
+    return rows.select(columns) if columns else rows
 
 
 def cue_lists(cfg: Config) -> dict[tuple, list[str]]:
-    """{(subset, uid, frame): the reasoner's cues in its order} for every ok frame of the cues table."""
-    rows = cues_table(cfg).read(columns=["subset", "uid", "frame", "cues", "status"]).to_pylist()
+    """{(subset, uid, frame): the reasoner's cues in its order} for every ok frame of the current cues."""
+    rows = current_cues(cfg, ["subset", "uid", "frame", "cues", "status"]).to_pylist()
     return {(r["subset"], r["uid"], r["frame"]): (r["cues"] or []) for r in rows if r["status"] == "ok"}
+
+
+def text_keys(cfg: Config) -> dict[tuple, tuple]:
+    """{(dataset, subset, uid, frame): its key in the text store} for the frames with current cues."""
+    rows = current_cues(cfg, [*FRAME_KEYS, "caption_sha"]).to_pylist()
+    return {tuple(r[k] for k in FRAME_KEYS): tuple(r[k] for k in CUE_KEYS) for r in rows}
 
 
 # -- features ---------------------------------------------------------------------------------
@@ -175,7 +227,7 @@ def audio_store(cfg: Config, condition: AudioCondition | str) -> FeatureStore:
         "pca_params": _pca_id(cfg),
         "condition": spec.model_dump(),
     }
-    return FeatureStore(cfg.cache.root, cfg.dataset.name, inputs, VIDEO_KEY_FIELDS, cfg.cache.lock_timeout_s)
+    return FeatureStore(cfg.cache.root, cfg.dataset.name, inputs, AUDIO_KEY_FIELDS, cfg.cache.lock_timeout_s)
 
 
 def _pca_id(cfg: Config) -> str | None:
@@ -194,7 +246,7 @@ def text_store(cfg: Config) -> FeatureStore:
         "n_t": t.n_t,
         "cues_fingerprint": cues_table(cfg).fingerprint,
     }
-    return FeatureStore(cfg.cache.root, cfg.dataset.name, inputs, FRAME_KEY_FIELDS, cfg.cache.lock_timeout_s)
+    return FeatureStore(cfg.cache.root, cfg.dataset.name, inputs, TEXT_KEY_FIELDS, cfg.cache.lock_timeout_s)
 
 
 @dataclass

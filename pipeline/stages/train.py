@@ -11,6 +11,7 @@ import torch
 
 from model.data import build_training_samples
 from model.train import train
+from pipeline.common.atomic import sweep_temporaries
 from pipeline.config import Config, save_effective_config
 from pipeline.evaluation.segmentation import binary_scores
 from pipeline.model_io.checkpoints import model_config, recipe_config
@@ -61,6 +62,8 @@ def run_training(cfg: Config, resume: bool = True):
                     device = next(model.parameters()).device
                     return validation_scores(cfg.train.threshold, model, dataset, device)
     Path(recipe.out_dir).mkdir(parents=True, exist_ok=True)
+    for folder in (Path(recipe.out_dir), Path(recipe.out_dir) / "checkpoints"):
+        sweep_temporaries(folder)  # checkpoint folders a killed run left half-written
     save_effective_config(cfg, Path(recipe.out_dir))
     result = train(model_cfg, recipe, train_set, val_set, validate, select_metric=cfg.train.select_metric, resume=resume)
     return result, skipped

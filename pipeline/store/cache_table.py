@@ -21,28 +21,64 @@ import json
 import os
 import time
 import uuid
+import warnings
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from pipeline.common.atomic import atomic_path, atomic_write_text
+from pipeline.common.atomic import atomic_path, atomic_write_text, sweep_temporaries
+from pipeline.common.errors import UserError
 
 SCHEMA_VERSION = 1
 KEY_COLUMNS = ("dataset", "subset", "uid", "frame")
 PROVENANCE_FIELDS = (pa.field("fingerprint", pa.string()), pa.field("created_at", pa.timestamp("us", tz="UTC")))
 
 
-class CacheError(RuntimeError):
+class CacheError(UserError, RuntimeError):
     """A cache folder that this code cannot safely use."""
 
 
 class LockTimeout(CacheError):
     pass
+
+
+class DamagedPartWarning(UserWarning):
+    """A Parquet part could not be read and was moved aside; its rows are recomputed on the next run."""
+
+
+QUARANTINE_DIR = "quarantine"
+
+
+def readable_part(part: Path, columns: Sequence[str] | None = None) -> bool:
+    """Whether a part's footer (and with `columns`, those columns) can be read."""
+    try:
+        if columns is None:
+            pq.ParquetFile(part).metadata  # noqa: B018 (reading the footer is the check)
+        else:
+            pq.read_table(part, columns=list(columns))
+        return True
+    except (OSError, pa.ArrowException):
+        return False
+
+
+def quarantine(part: Path) -> Path:
+    """Move a damaged part into its folder's quarantine/ (outside every glob that reads parts),
+    say so, and return where it went. Its keys are no longer cached, so the stage recomputes them."""
+    dest = part.parent / QUARANTINE_DIR / part.name
+    dest.parent.mkdir(exist_ok=True)
+    try:
+        os.replace(part, dest)
+    except FileNotFoundError:  # another process moved it first
+        return dest
+    warnings.warn(f"damaged cache part {part} could not be read; moved to {dest}, its rows will be recomputed "
+                  f"on the next run", DamagedPartWarning, stacklevel=2)
+    return dest
 
 
 def fingerprint_of(inputs: dict) -> str:
@@ -98,7 +134,9 @@ class CacheTable:
         self.lock_timeout_s = lock_timeout_s
         self._lock_path = self.path / ".lock"
         self._part_keys: dict[str, pa.Table] = {}  # part name -> its key columns; parts are immutable
+        self._checked: set[str] = set()  # parts whose footer was read
         self._check_or_init_meta()
+        sweep_temporaries(self.path)  # parts a killed writer left half-written
 
     # -- metadata -----------------------------------------------------------------------------
     def _meta(self) -> dict:
@@ -137,13 +175,31 @@ class CacheTable:
 
     # -- reading ------------------------------------------------------------------------------
     def parts(self) -> list[Path]:
-        return sorted(self.path.glob("part-*.parquet"))
+        """The readable parts; one whose footer cannot be read is quarantined (checked once per
+        part and object: parts never change once written)."""
+        out = []
+        for part in sorted(self.path.glob("part-*.parquet")):
+            if part.name in self._checked or readable_part(part):
+                self._checked.add(part.name)
+                out.append(part)
+            else:
+                quarantine(part)
+        return out
 
     def read(self, columns: Sequence[str] | None = None) -> pa.Table:
         parts = self.parts()
         if not parts:
             return self.schema.empty_table().select(list(columns) if columns else self.schema.names)
-        return pads.dataset([str(p) for p in parts], schema=self.schema, format="parquet").to_table(columns=columns)
+        try:
+            return pads.dataset([str(p) for p in parts], schema=self.schema, format="parquet").to_table(columns=columns)
+        except (OSError, pa.ArrowException):
+            # a part with a sound footer and damaged pages: find it, move it aside, read the rest
+            for part in parts:
+                if not readable_part(part, columns or self.schema.names):
+                    quarantine(part)
+                    self._checked.discard(part.name)
+                    self._part_keys.pop(part.name, None)
+            return self.read(columns)
 
     def keys(self) -> pa.Table:
         """Key columns of every part. Parts never change once written, so each is read once per
@@ -152,12 +208,15 @@ class CacheTable:
         key_schema = pa.schema([self.schema.field(k) for k in self.key_columns])
         for part in parts:
             if part.name not in self._part_keys:
-                self._part_keys[part.name] = pq.read_table(part, columns=list(self.key_columns), schema=self.schema).cast(key_schema)
-        tables = [self._part_keys[p.name] for p in parts]
+                try:
+                    self._part_keys[part.name] = pq.read_table(part, columns=list(self.key_columns), schema=self.schema).cast(key_schema)
+                except (OSError, pa.ArrowException):
+                    quarantine(part)
+        tables = [self._part_keys[p.name] for p in parts if p.name in self._part_keys]
         return pa.concat_tables(tables) if tables else key_schema.empty_table()
 
     def __len__(self) -> int:
-        return sum(pq.ParquetFile(p).metadata.num_rows for p in self.parts())
+        return sum(pq.ParquetFile(p).metadata.num_rows for p in self.parts())  # parts() checked the footers
 
     def missing(self, candidates: pa.Table) -> pa.Table:
         """Rows of `candidates` whose keys are not cached yet (a hash anti-join in Arrow)."""
@@ -179,12 +238,17 @@ class CacheTable:
             yield
 
     def _conform(self, batch: pa.Table) -> pa.Table:
+        # Provenance is this table's to set: a batch built against the full schema (the feature
+        # store's index) arrives with these columns present but null, and they are filled too.
         n = batch.num_rows
-        if "fingerprint" not in batch.column_names:
-            batch = batch.append_column("fingerprint", pa.array([self.fingerprint] * n, pa.string()))
-        if "created_at" not in batch.column_names:
-            now = datetime.now(timezone.utc)
-            batch = batch.append_column("created_at", pa.array([now] * n, pa.timestamp("us", tz="UTC")))
+        provenance = {"fingerprint": pa.array([self.fingerprint] * n, pa.string()),
+                      "created_at": pa.array([datetime.now(timezone.utc)] * n, pa.timestamp("us", tz="UTC"))}
+        for name, values in provenance.items():
+            if name not in batch.column_names:
+                batch = batch.append_column(name, values)
+            elif batch[name].null_count:
+                filled = pc.coalesce(batch[name], values.cast(batch.schema.field(name).type))
+                batch = batch.set_column(batch.schema.get_field_index(name), name, filled)
         unknown = set(batch.column_names) - set(self.schema.names)
         if unknown:
             raise ValueError(f"{self.stage}: columns not in the schema: {sorted(unknown)}")

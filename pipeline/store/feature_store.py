@@ -5,7 +5,9 @@ Layout (inside the cache): `ROOT/{dataset}/features_index/{fingerprint}/`
   shards/{id}.npy     float32 arrays (rows, *item_shape), one per written batch
 
 Each batch writes its shard atomically first and its index part second, so a kill leaves at
-worst an unreferenced shard, never an index row pointing at a missing or partial file. Reading
+worst an unreferenced shard, never an index row pointing at a missing or partial file. Shard
+names carry the writer's PID; the first write of a store object removes the unreferenced shards
+(and temporaries) of writers that are no longer running. Reading
 memory-maps shards (`np.load(mmap_mode="r")`), so training touches only the pages it uses and
 memory does not grow with the number of stored videos; lookup by key is a dict hit.
 
@@ -16,6 +18,7 @@ loads from any tool without a schema.
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
 from typing import Sequence
@@ -24,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.common.atomic import atomic_path
+from pipeline.common.atomic import atomic_path, pid_alive, sweep_temporaries
 from pipeline.store.cache_table import CacheTable
 
 STAGE = "features_index"
@@ -61,6 +64,7 @@ class FeatureStore:
         self.shard_dir = self.path / "shards"
         self._lookup: dict[tuple, tuple[str, int, tuple[int, ...], list | None]] | None = None
         self._maps: dict[str, np.ndarray] = {}
+        self._swept = False
 
     def __getstate__(self) -> dict:
         # DataLoader workers receive a pickled copy: send paths, not memory maps or the index,
@@ -70,12 +74,26 @@ class FeatureStore:
         return state
 
     # -- writing ------------------------------------------------------------------------------
+    def _sweep(self) -> None:
+        """Remove what killed writers left: temporaries, and shards no index row refers to."""
+        self._swept = True
+        sweep_temporaries(self.shard_dir)
+        if not self.shard_dir.is_dir():
+            return
+        referenced = set(self.table.read(columns=["shard"])["shard"].to_pylist())
+        for shard in self.shard_dir.glob("*-*.npy"):
+            pid = shard.name.split("-", 1)[0]
+            if shard.name not in referenced and pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+                shard.unlink(missing_ok=True)
+
     def write(self, rows: list[dict], arrays: list[np.ndarray | None]) -> Path | None:
         """Append one batch: `rows[i]` holds the key columns plus kind/variant/encoder/weights/
         status/error (and `valid` for text); `arrays[i]` is its float32 array, None for error rows.
         Items of one shape share a shard (5 s and 10 s videos give two)."""
         if len(rows) != len(arrays):
             raise ValueError("rows and arrays differ in length")
+        if not self._swept:
+            self._sweep()
         by_shape: dict[tuple, list[int]] = {}
         for i, arr in enumerate(arrays):
             if arr is not None:
@@ -83,7 +101,7 @@ class FeatureStore:
         place: dict[int, tuple[str, int]] = {}
         for members in by_shape.values():
             stacked = np.stack([np.asarray(arrays[i], dtype=np.float32) for i in members])  # (n, *shape)
-            shard_name = f"{uuid.uuid4().hex}.npy"
+            shard_name = f"{os.getpid()}-{uuid.uuid4().hex}.npy"
             self.shard_dir.mkdir(parents=True, exist_ok=True)
             with atomic_path(self.shard_dir / shard_name) as tmp:
                 with open(tmp, "wb") as fh:

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline.common.errors import UserError
+from pipeline.store.cache_table import quarantine, readable_part
+
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 # Views defined over other views; created only when every view they name exists.
@@ -35,28 +38,62 @@ DERIVED_VIEWS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
-def stage_globs(cache_root: str | Path) -> dict[str, str]:
-    """{stage name: glob of its parts} for every stage folder holding at least one part."""
+def stage_parts(cache_root: str | Path) -> dict[str, list[str]]:
+    """{stage name: its readable parts} for every stage folder holding at least one. A part whose
+    footer cannot be read is quarantined (cache_table.quarantine), so one damaged file neither
+    breaks its view nor any other."""
     root = Path(cache_root)
-    stages: dict[str, str] = {}
+    stages: dict[str, list[str]] = {}
     for part in sorted(root.glob("*/*/*/part-*.parquet")):
         stage = part.parent.parent.name
-        if _NAME.match(stage):
-            stages.setdefault(stage, str(root / "*" / stage / "*" / "part-*.parquet"))
+        if not _NAME.match(stage):
+            continue
+        if readable_part(part):
+            stages.setdefault(stage, []).append(str(part))
+        else:
+            quarantine(part)
     return stages
 
 
-def connect(cache_root: str | Path, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
+# What `teso sql` runs unless --full-access: queries only (SELECT, including DESCRIBE and SHOW,
+# and EXPLAIN); no COPY, ATTACH, INSTALL, SET, CREATE or writes, which the file limits below
+# would still allow inside the cache folder.
+READ_ONLY_STATEMENTS = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN)
+
+
+def connect(cache_root: str | Path, database: str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with one view per stage (and the derived views). `read_only` then
+    limits the connection for good (`lock_configuration`): no file outside the cache can be read
+    or written, no extension installed or loaded (DuckDB's `enable_external_access` with the cache
+    as the only `allowed_directories`). Pair it with check_read_only for each statement."""
     con = duckdb.connect(database)
     created = set()
-    for stage, glob in stage_globs(cache_root).items():
-        escaped = glob.replace("'", "''")
-        con.execute(f"CREATE OR REPLACE VIEW {stage} AS SELECT * FROM read_parquet('{escaped}', union_by_name=true)")
+    for stage, parts in stage_parts(cache_root).items():
+        files = ", ".join("'" + p.replace("'", "''") + "'" for p in parts)
+        con.execute(f"CREATE OR REPLACE VIEW {stage} AS SELECT * FROM read_parquet([{files}], union_by_name=true)")
         created.add(stage)
     for name, (needs, sql) in DERIVED_VIEWS.items():
         if set(needs) <= created and name not in created:
             con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+    if read_only:
+        allowed = str(Path(cache_root).resolve()).replace("'", "''") + "/"
+        con.execute(f"SET allowed_directories = ['{allowed}']")
+        for setting in ("enable_external_access", "autoinstall_known_extensions", "autoload_known_extensions"):
+            con.execute(f"SET {setting} = false")
+        con.execute("SET lock_configuration = true")
     return con
+
+
+class ReadOnlyQuery(UserError):
+    """A statement `teso sql` does not run without --full-access."""
+
+
+def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
+    """Raise ReadOnlyQuery unless every statement of `query` only reads."""
+    for statement in con.extract_statements(query):
+        if statement.type not in READ_ONLY_STATEMENTS:
+            raise ReadOnlyQuery(f"{statement.type.name} statements are not run over the cache (queries only: SELECT, "
+                                f"DESCRIBE, SHOW, EXPLAIN); pass --full-access to run any statement")
 
 
 def describe_views(con: duckdb.DuckDBPyConnection) -> list[tuple[str, list[tuple[str, str]]]]:

@@ -22,6 +22,8 @@ import threading
 import warnings
 from pathlib import Path
 
+from pipeline.common.errors import UserError
+
 REPO_NLTK_DATA = Path(__file__).resolve().parents[2] / ".venv" / "nltk_data"
 INSTALL_HINT = "scripts/install_wordnet.sh .venv/nltk_data"
 
@@ -73,7 +75,7 @@ _COMMON_MODIFIERS = frozenset(
 _WORD = re.compile(r"[a-z]+(?:-[a-z]+)*")
 
 
-class WordNetMissingError(RuntimeError):
+class WordNetMissingError(UserError, RuntimeError):
     """NLTK cannot find WordNet; scripts/install_wordnet.sh lays it out offline."""
 
 

@@ -7,7 +7,7 @@ from flows.captions import captions_flow
 from flows.cues import cues_flow
 from flows.features import features_flow
 from pipeline.config import load_config
-from pipeline.stages.lineage import audio_store, text_store
+from pipeline.stages.lineage import audio_store, text_keys, text_store
 from pipeline.stages.lineage import load_manifest
 from pipeline.stages.manifest import run_manifest
 from pipeline.data.synth import SynthConfig, generate
@@ -32,8 +32,10 @@ def test_features_for_every_row_and_condition(tmp_path):
     cues_flow(cfg)
     summaries = features_flow(cfg)
     manifest = indexed(cfg).to_pylist()
-    videos = {(r["dataset"], r["subset"], r["uid"]) for r in manifest}
-    frames = {(r["dataset"], r["subset"], r["uid"], r["frame"]) for r in manifest}
+    # audio is keyed by the soundtrack's content hash, text by the hash of the caption its cues came from
+    videos = {(r["dataset"], r["subset"], r["uid"], r["audio_sha"]) for r in manifest}
+    frames = set(text_keys(cfg).values())
+    assert {f[:4] for f in frames} == {(r["dataset"], r["subset"], r["uid"], r["frame"]) for r in manifest}
     stores = {s.name: audio_store(cfg, s) for s in cfg.features.audio.conditions}
     for name, store in stores.items():
         assert set(store.keys()) == videos, name

@@ -71,3 +71,38 @@ def test_bad_config_is_one_clear_message(dataset, tmp_path, capsys):
     assert "dataset.colour: unknown key" in err
     assert main(["index", f"dataset.root={tmp_path / 'absent'}"]) == 2
     assert "path does not exist" in capsys.readouterr().err
+
+
+def test_sql_is_read_only_over_the_cache_unless_asked(dataset, tmp_path, capsys):
+    args = overrides(dataset, tmp_path / "cache")
+    assert main(["index", *args]) == 0
+    cache = f"cache.root={tmp_path / 'cache'}"
+    outside = tmp_path / "secret.csv"
+    outside.write_text("a\n1\n")
+    capsys.readouterr()
+    for query in (f"SELECT * FROM read_csv('{outside}')",  # a file outside the cache
+                  f"COPY (SELECT 1) TO '{tmp_path / 'cache' / 'x.csv'}'",  # a write, even inside it
+                  f"ATTACH '{tmp_path / 'db.duckdb'}'", "INSTALL httpfs", "SET enable_external_access = true",
+                  "CREATE TABLE t AS SELECT 1"):
+        assert main(["sql", "--set", cache, query]) == 2, query
+        err = capsys.readouterr().err
+        assert err.startswith("teso sql: ") and "Traceback" not in err and err.count("\n") == 1, err
+    assert not (tmp_path / "cache" / "x.csv").exists() and not (tmp_path / "db.duckdb").exists()
+    assert main(["sql", "--set", cache, "SELECT count(*) FROM manifest; DESCRIBE manifest"]) == 0
+    assert main(["sql", "--set", cache, "--full-access", f"SELECT * FROM read_csv('{outside}')"]) == 0
+    assert main(["sql", "--set", cache, "SELEC nonsense"]) == 2  # a syntax error is one message too
+    assert "Parser Error" in capsys.readouterr().err
+
+
+def test_a_damaged_part_is_moved_aside_and_its_rows_recomputed(dataset, tmp_path, capsys):
+    args = overrides(dataset, tmp_path / "cache")
+    assert main(["index", *args]) == 0
+    table = manifest_table(load_config(None, args))
+    rows = table.read().num_rows
+    part = table.parts()[0]
+    part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])  # truncated: a torn copy
+    with pytest.warns(UserWarning, match="damaged cache part .* moved to .*quarantine"):
+        assert main(["sql", "--set", f"cache.root={tmp_path / 'cache'}", "SELECT 1"]) == 0
+    assert (part.parent / "quarantine" / part.name).exists() and not part.exists()
+    assert main(["index", *args]) == 0  # the next run indexes the lost rows again
+    assert manifest_table(load_config(None, args)).read().num_rows == rows

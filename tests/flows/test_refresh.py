@@ -93,6 +93,45 @@ def test_refresh_after_adding_videos_computes_only_the_new_ones(tmp_path):
     assert manifest_table(cfg).parts() == parts
 
 
+def test_a_replaced_input_recomputes_exactly_its_rows_and_later_stages_read_the_new_ones(tmp_path):
+    root, cache = tmp_path / "data", tmp_path / "cache"
+    synth(root, videos(1))
+    ov = overrides(root, cache)
+    refresh_flow(None, ov)
+    cfg = load_config(None, ov)
+    manifest = load_manifest(cfg).to_pylist()
+    uids = sorted({r["uid"] for r in manifest if r["subset"] == "v1s"})
+    a, b = (root / "v1s" / u for u in uids)
+    original = (a / "audio.wav").read_bytes()
+    # another video's soundtrack for a, and one frame of b replaced by another of its frames
+    (a / "audio.wav").write_bytes((b / "audio.wav").read_bytes())
+    (b / "frames" / "0.jpg").write_bytes((b / "frames" / "3.jpg").read_bytes())
+    second = refresh_flow(None, ov)
+    got = computed(second)
+    assert got["manifest"][2] == 2  # both videos re-verified
+    assert got["audio:normal"][2] == 1 and got["audio:mute"][2] == 1  # a's audio only
+    assert got["captions"][2] == 1  # b's frame 0 only
+    # the reference captioner describes the scene, not the pixels: the same caption, so no new cues
+    assert got["cues"][2] == 0 and got["text"][2] == 0
+    # training and evaluation read the features of the audio as it is now: a's are b's
+    from pipeline.model_io.samples import frame_samples
+    from pipeline.stages.lineage import open_stores
+    stores = open_stores(cfg, "normal")
+    (train, skipped), (val, _) = frame_samples(cfg, "train", stores), frame_samples(cfg, "val", stores)
+    by_uid = {s.uid: s for s in train + val}
+    assert skipped == 0 and by_uid[uids[0]].audio_key[-1] == by_uid[uids[1]].audio_key[-1]
+    assert (stores.audio_lookup(by_uid[uids[0]].audio_key) == stores.audio_lookup(by_uid[uids[1]].audio_key)).all()
+    # a broken soundtrack makes the video an error row; fixed again, its old features serve at once
+    (a / "audio.wav").write_bytes(b"not a wav file")
+    refresh_flow(None, ov)
+    assert {r["status"] for r in load_manifest(cfg, ok_only=False).to_pylist() if r["uid"] == uids[0]} == {"error"}
+    (a / "audio.wav").write_bytes(original)
+    fourth = computed(refresh_flow(None, ov))
+    assert fourth["audio:normal"][2] == 0 and fourth["captions"][2] == 0
+    assert {r["audio_sha"] for r in load_manifest(cfg).to_pylist() if r["uid"] == uids[0]} == {
+        r["audio_sha"] for r in manifest if r["uid"] == uids[0]}
+
+
 def test_serve_without_a_server_is_a_clear_error(tmp_path, monkeypatch, capsys):
     root = tmp_path / "data"
     synth(root, videos(1))

@@ -23,6 +23,16 @@ def test_yaml_file_plus_override(tmp_path):
         (["dataset.subsets=[v9]"], r"dataset\.subsets\.0"),
         (["nonsense=1"], r"nonsense: unknown key"),
         (["novalue"], r"not of the form"),
+        # types inside the model and recipe sections, checked at load (nothing is created yet)
+        (["train.recipe={epochs: abc}"], r"train\.recipe: .*epochs: .*valid integer"),
+        (["train.recipe={epochs: 2.5}"], r"epochs: .*fractional part"),
+        (["train.model={n_latent: many}"], r"train\.model: .*n_latent: .*valid integer"),
+        (["train.recipe={device: gpu}"], r"device must be auto, cpu, mps, cuda or cuda:N, got 'gpu'"),
+        (["train.model.n_latent=[1"], r"override 'train\.model\.n_latent=\[1': the value is not valid YAML"),
+        # names that become folders or file names
+        (["dataset.name=../elsewhere"], r"dataset\.name '\.\./elsewhere' may hold only letters"),
+        (["runs={'a/b': []}"], r"run name 'a/b' may hold only letters"),
+        (["features.audio.conditions=[{name: normal, kind: normal}, {name: '../m', kind: mute}]"], r"audio condition name"),
     ],
 )
 def test_bad_configs_give_one_clear_message(overrides, message):
@@ -141,3 +151,8 @@ def test_paper_configs_set_the_papers_values_of_every_deviation(name):
     assert (model["frozen_foundation_mode"], model["audio_dropout"], model["infonce_symmetric"]) == ("eval", 0.0, True)
     assert (model["dynamic_mask_threshold"], model["pmqs_latent_audio"]) == ("zero", False)
     assert cfg.train.recipe["lr_schedule"] == "constant"
+
+
+def test_integral_floats_become_ints_where_an_int_belongs():
+    cfg = load_config(None, ["train.recipe={epochs: 2.0, batch_size: 4}"])
+    assert cfg.train.recipe == {"epochs": 2, "batch_size": 4} and type(cfg.train.recipe["epochs"]) is int

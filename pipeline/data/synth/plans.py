@@ -229,20 +229,26 @@ def _metadata_row(plan: _Plan) -> dict:
 
 
 def _v3_splits(plans: list[_Plan], cfg: SynthConfig) -> tuple[dict[str, list[dict]], dict[str, dict[str, int]]]:
-    """AVS-V3-style files (path under the root -> metadata rows) and the shortfall of the k-shot splits.
+    """AVS-V3 files in the GAVS release's format (path under the root -> metadata rows) and the
+    shortfall of the k-shot splits.
 
     Zero-shot: seen train/val hold the train/val videos whose sounding classes are all seen;
-    unseen holds every video with an unseen sounding class. k-shot: train is seen train plus k
-    unseen videos per unseen class (nested: the 1-shot picks are among the 3-shot ones); test is
-    the other unseen videos. A dataset too small for k videos of a class gets all it has, and the
-    shortfall ({"5_shot": {"cat": 3}}: three videos instead of five) is returned to be reported."""
+    unseen holds every video with an unseen sounding class. k-shot: train holds k unseen videos
+    per unseen class, and only those, as the release's v3_{k}_shot/train.csv does (nested: the
+    1-shot picks are among the 3-shot ones); test is the other unseen videos. The `split` column
+    carries the release's values: seen_train, seen_val, unseen, and v3_1_shot_train in every k-shot
+    file (the release writes that in its train and test files of every k). A dataset too small for k videos
+    of a class gets all it has, and the shortfall ({"5_shot": {"cat": 3}}: three videos instead of
+    five) is returned to be reported."""
+    def rows(idx, split: str) -> list[dict]:
+        return [_metadata_row(plans[i]) | {"split": split} for i in idx]
+
     unseen_set = set(cfg.unseen_classes)
     is_unseen = [bool(p.sounding_classes() & unseen_set) for p in plans]
-    seen_train = [_metadata_row(p) for p, u in zip(plans, is_unseen) if not u and p.split == "train"]
     out = {
-        V3_SEEN_TRAIN: seen_train,
-        V3_SEEN_VAL: [_metadata_row(p) for p, u in zip(plans, is_unseen) if not u and p.split == "val"],
-        V3_UNSEEN: [_metadata_row(p) for p, u in zip(plans, is_unseen) if u],
+        V3_SEEN_TRAIN: rows([i for i, p in enumerate(plans) if not is_unseen[i] and p.split == "train"], "seen_train"),
+        V3_SEEN_VAL: rows([i for i, p in enumerate(plans) if not is_unseen[i] and p.split == "val"], "seen_val"),
+        V3_UNSEEN: rows([i for i, u in enumerate(is_unseen) if u], "unseen"),
     }
     unseen_idx = [i for i, u in enumerate(is_unseen) if u]
     rng = np.random.default_rng([cfg.seed, _V3_STREAM])
@@ -256,7 +262,7 @@ def _v3_splits(plans: list[_Plan], cfg: SynthConfig) -> tuple[dict[str, list[dic
                 shortfall.setdefault(f"{k}_shot", {})[name] = len(pool)
             chosen += pool[:k]
         picked = set(chosen)
-        out[v3_shot_file(k, "train")] = seen_train + [_metadata_row(plans[i]) for i in sorted(picked)]
-        out[v3_shot_file(k, "test")] = [_metadata_row(plans[i]) for i in unseen_idx if i not in picked]
+        out[v3_shot_file(k, "train")] = rows(sorted(picked), "v3_1_shot_train")
+        out[v3_shot_file(k, "test")] = rows([i for i in unseen_idx if i not in picked], "v3_1_shot_train")
     return out, shortfall
 

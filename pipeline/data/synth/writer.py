@@ -13,6 +13,7 @@ import filecmp
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import time
 import uuid
@@ -25,6 +26,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from pipeline.common.atomic import replace_folder
+from pipeline.common.errors import UserError
 from pipeline.data.layout import (
     AUDIO_FILE,
     DESCRIPTIONS_FILE,
@@ -35,6 +37,7 @@ from pipeline.data.layout import (
     LABELS_SEMANTIC_DIR,
     MASK_SUFFIX,
     METADATA_FILE,
+    V3_DIR,
 )
 from pipeline.data.palette import index_to_rgb
 from pipeline.data.synth.classes import CLASS_NAMES
@@ -97,10 +100,43 @@ def _keep_unchanged_mtimes(new: Path, old: Path) -> None:
             os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
+class SynthOverwriteError(UserError, FileExistsError):
+    """The output folder holds files the generator did not write; replacing it would delete them."""
+
+
+_VIDEO_FILE = re.compile(rf"({FRAMES_DIR}/\d+{re.escape(FRAME_SUFFIX)}|({LABELS_RGB_DIR}|{LABELS_SEMANTIC_DIR})/\d+{re.escape(MASK_SUFFIX)})")
+
+
+def _foreign_files(out: Path) -> list[Path]:
+    """Files under an earlier synthetic dataset `out` that no generator run wrote there: anything
+    but its listed videos' frames, masks and soundtracks, its CSV and JSON files and its V3 split files."""
+    with (out / METADATA_FILE).open(newline="") as fh:
+        videos = {out / r["label"] / r["uid"] for r in csv.DictReader(fh) if r.get("label") and r.get("uid")}
+    ours = {out / METADATA_FILE, out / LABEL2IDX_FILE, out / DESCRIPTIONS_FILE}
+    foreign = []
+    for path in sorted(out.rglob("*")):
+        if not path.is_file() or path in ours:
+            continue
+        rel = path.relative_to(out)
+        if rel.parts[0] == V3_DIR and path.suffix == ".csv":
+            continue
+        video, inner = out.joinpath(*rel.parts[:2]), rel.parts[2:]
+        if video in videos and (inner == (AUDIO_FILE,) or len(inner) == 2 and _VIDEO_FILE.fullmatch("/".join(inner))):
+            continue
+        foreign.append(path)
+    return foreign
+
+
 def _install(tmp: Path, out: Path) -> bool:
     """Move the finished dataset into place; False when `out` already held identical files (kept,
-    so their modification times, and the caches keyed on them, stay valid)."""
+    so their modification times, and the caches keyed on them, stay valid). Refuses, before
+    anything is moved, when `out` holds files a user put there."""
     if out.exists() and any(out.iterdir()):
+        foreign = _foreign_files(out) if (out / METADATA_FILE).is_file() else []
+        if foreign:
+            shown = ", ".join(str(f) for f in foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+            raise SynthOverwriteError(f"{out} holds files the synthetic dataset did not write ({shown}); regenerating "
+                                      f"would delete them: move them away or choose another --out")
         if _same_tree(tmp, out):
             shutil.rmtree(tmp)
             return False
@@ -121,7 +157,7 @@ def generate(out: Path, cfg: SynthConfig, progress: bool = True) -> dict:
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} is a file; the synthetic dataset needs a folder")
     if out.exists() and any(out.iterdir()) and not (out / DESCRIPTIONS_FILE).is_file():
-        raise FileExistsError(f"{out} is not empty and is not an earlier synthetic dataset "
+        raise SynthOverwriteError(f"{out} is not empty and is not an earlier synthetic dataset "
                               f"(no {DESCRIPTIONS_FILE}); refusing to replace it")
     start = time.perf_counter()
     plans, rows = [], []

@@ -68,13 +68,18 @@ def write_dataset(root: Path) -> Path:
         sf.write(vdir / "audio.wav", np.zeros((FRAMES[subset] * 8000, 2), np.float32), 8000, subtype="PCM_16")
     write_csv(root / "metadata.csv", [metadata_row(uid) for uid in VIDEOS])
     (root / "label2idx.json").write_text(json.dumps({"background": 1, "guitar": 2, "dog": 3}))
-    v3 = root / "v3"
-    write_csv(v3 / "meta_v3_seen_train.csv", [metadata_row("s_tr"), metadata_row("v_tr")])
-    write_csv(v3 / "meta_v3_seen_val.csv", [metadata_row("m_va")])
-    write_csv(v3 / "meta_v3_unseen.csv", [metadata_row("s_te"), metadata_row("v_te")])
-    write_csv(v3 / "v3_1_shot" / "train.csv", [metadata_row(u) for u in ("s_tr", "v_tr", "s_te")])
-    write_csv(v3 / "v3_1_shot" / "test.csv", [metadata_row("v_te")])
+    v3 = root / "v3"  # split values as the GAVS release writes them
+    write_csv(v3 / "meta_v3_seen_train.csv", [v3_row("s_tr", "seen_train"), v3_row("v_tr", "seen_train")])
+    write_csv(v3 / "meta_v3_seen_val.csv", [v3_row("m_va", "seen_val")])
+    write_csv(v3 / "meta_v3_unseen.csv", [v3_row("s_te", "unseen"), v3_row("v_te", "unseen")])
+    write_csv(v3 / "v3_1_shot" / "train.csv", [v3_row(u, "v3_1_shot_train") for u in ("s_tr", "v_tr", "s_te")])
+    write_csv(v3 / "v3_1_shot" / "test.csv", [v3_row("v_te", "v3_1_shot_train")])
     return root
+
+
+def v3_row(uid: str, split: str) -> list[str]:
+    row = metadata_row(uid)
+    return row[:5] + [split] + row[6:]
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +187,44 @@ def test_v3_uid_missing_from_metadata_or_relabelled_is_an_error_row(root):
     )
     assert ("v_te", 0) not in rows
     assert summary.errors == 2 and summary.ok == N_ROWS - 10
+
+
+def test_v3_split_value_naming_another_file_is_an_error_row(root):
+    # an unseen video in the seen training file, a 3-shot pick in the 1-shot file
+    write_csv(root / "v3" / "meta_v3_seen_train.csv", [v3_row("s_tr", "seen_train"), v3_row("v_tr", "unseen")])
+    write_csv(root / "v3" / "v3_1_shot" / "test.csv", [v3_row("v_te", "v3_3_shot_train")])
+    zero = by_key(build_manifest(root, "avsbench", v3="zero_shot")[0])
+    assert zero[("s_tr", 0)]["status"] == "ok" and ("v_tr", 0) not in zero
+    assert zero[("v_tr", -1)]["split"] == "train" and zero[("v_tr", -1)]["error"] == (
+        "bad metadata row (split 'unseen' contradicts the file, whose rows say seen_train or train): "
+        "v3/meta_v3_seen_train.csv line 3")
+    one = by_key(build_manifest(root, "avsbench", v3="1_shot")[0])
+    assert one[("v_te", -1)]["error"].startswith(
+        "bad metadata row (split 'v3_3_shot_train' contradicts the file, whose rows say "
+        "v3_1_shot_train or v3_1_shot_test or unseen or test)")
+
+
+def test_a_uid_that_is_not_a_plain_name_is_an_error_row_and_nothing_outside_root_is_read(root):
+    (root.parent / "outside").mkdir(exist_ok=True)
+    rows = [metadata_row(u) for u in VIDEOS] + [["yt_x", "../outside", "0", "1", "dog", "test", "v2"],
+                                                ["yt_y", ".hidden", "0", "1", "dog", "test", "v2"]]
+    write_csv(root / "metadata.csv", rows)
+    table, summary = build_manifest(root, "avsbench")
+    got = {r["uid"]: r for r in table.to_pylist() if r["frame"] == -1}
+    assert set(got) == {"../outside", ".hidden"} and summary.errors == 2
+    assert got["../outside"]["error"] == ("bad metadata row (unsafe uid '../outside' may hold only letters, digits, "
+                                          "'-', '_' and '.', and may not start with '.'): metadata.csv line 7")
+
+
+def test_gavs_layout_reads_the_metadata_copy_in_v3(root):
+    (root / "metadata.csv").rename(root / "v3" / "metadata.csv")
+    table, summary = build_manifest(root, "avsbench", v3="zero_shot")
+    assert roles(table) == {"train": {"s_tr", "v_tr"}, "val": {"m_va"}, "test": {"s_te", "v_te"}}
+    assert summary.errors == 0
+    assert build_manifest(root, "avsbench")[1].errors == 0
+    (root / "v3" / "metadata.csv").unlink()
+    with pytest.raises(DatasetError, match="metadata.csv not found.*nor the GAVS copy"):
+        build_manifest(root, "avsbench")
 
 
 def test_both_mask_encodings_decode_to_the_same_class_map(clean_root):

@@ -162,26 +162,30 @@ def test_v3_splits(dataset):
     sounding = defaultdict(set)
     for r in rows:
         sounding[r["uid"]] |= set(r["sounding"])
-    meta_rows = {tuple(r.values()) for r in meta}
+    by_uid = {r["uid"]: r for r in meta}
     v3 = {p.relative_to(root / "v3").as_posix(): read_csv(p) for p in (root / "v3").rglob("*.csv")}
     assert sorted(v3) == sorted(["meta_v3_seen_train.csv", "meta_v3_seen_val.csv", "meta_v3_unseen.csv"]
                                 + [f"v3_{k}_shot/{s}.csv" for k in (1, 3, 5) for s in ("train", "test")])
-    for rs in v3.values():
-        assert {tuple(r.values()) for r in rs} <= meta_rows
+    for rs in v3.values():  # metadata.csv's rows, with the release's split values
+        assert all(r | {"split": by_uid[r["uid"]]["split"]} == by_uid[r["uid"]] for r in rs)
     seen_train, seen_val, unseen_rows = (v3[f"meta_v3_{n}.csv"] for n in ("seen_train", "seen_val", "unseen"))
-    assert {r["split"] for r in seen_train} == {"train"} and {r["split"] for r in seen_val} == {"val"}
+    assert {r["split"] for r in seen_train} == {"seen_train"} and {r["split"] for r in seen_val} == {"seen_val"}
+    assert {r["split"] for r in unseen_rows} == {"unseen"}
+    assert {by_uid[r["uid"]]["split"] for r in seen_train} == {"train"}
+    assert {by_uid[r["uid"]]["split"] for r in seen_val} == {"val"}
     assert all(not sounding[r["uid"]] & unseen for r in seen_train + seen_val)
     assert all(sounding[r["uid"]] & unseen for r in unseen_rows)
     assert {r["uid"] for r in unseen_rows} == {m["uid"] for m in meta if sounding[m["uid"]] & unseen}
     unseen_uids = {r["uid"] for r in unseen_rows}
     for k in (1, 3, 5):
         train, test = v3[f"v3_{k}_shot/train.csv"], v3[f"v3_{k}_shot/test.csv"]
-        assert train[: len(seen_train)] == seen_train
-        extra = {r["uid"] for r in train[len(seen_train):]}
-        assert len(extra) == k * len(unseen) and extra <= unseen_uids
+        # as released: the train file holds only the shots, and every k-shot file says v3_1_shot_train
+        assert {r["split"] for r in train + test} == {"v3_1_shot_train"}
+        shots = {r["uid"] for r in train}
+        assert len(shots) == len(train) == k * len(unseen) and shots <= unseen_uids
         for name in unseen:
-            assert sum(name in sounding[u] for u in extra) >= k
-        assert {r["uid"] for r in test} == unseen_uids - extra
+            assert sum(name in sounding[u] for u in shots) >= k
+        assert {r["uid"] for r in test} == unseen_uids - shots
 
 
 def band_features(x: np.ndarray) -> np.ndarray:
@@ -252,3 +256,18 @@ def test_refuses_to_replace_a_foreign_folder(tmp_path):
     with pytest.raises(FileExistsError, match="not an earlier synthetic dataset"):
         generate(tmp_path, small(videos={"v2": {"train": 1}}), progress=False)
     assert [p.name for p in tmp_path.iterdir()] == ["metadata.csv"]
+
+
+def test_regenerating_refuses_to_delete_files_a_user_added(tmp_path):
+    out = tmp_path / "data"
+    generate(out, small(videos={"v2": {"train": 1}}), progress=False)
+    notes = out / "my_notes.txt"
+    notes.write_text("mine")
+    inside = next((out / "v2").iterdir()) / "frames" / "notes.txt"  # inside a generated video's folder
+    inside.write_text("also mine")
+    with pytest.raises(FileExistsError, match="holds files the synthetic dataset did not write .*notes.txt"):
+        generate(out, small(videos={"v2": {"train": 2}}), progress=False)
+    assert notes.read_text() == "mine" and inside.read_text() == "also mine"
+    notes.unlink()
+    inside.unlink()
+    assert generate(out, small(videos={"v2": {"train": 2}}), progress=False)["changed"]

@@ -15,21 +15,22 @@ def demo_config(*overrides):
 
 
 def test_fingerprints_match_the_caches_written_before_the_lineage_module():
-    """Pinned from the code before the stages moved (86faed2): a change here orphans every cache
-    written since, so it must come with a version bump on purpose, never by accident."""
+    """Pinned: a change here orphans every cache written since, so it must come with a version bump
+    on purpose, never by accident. Last bumped on purpose when rows became keyed by their inputs'
+    content hashes (manifest 3, captions 2, cues 2, features 2); metrics are unchanged since 86faed2."""
     cfg = demo_config()
-    assert manifest_table(cfg).fingerprint == "d715bcc4b4bb3308"
-    assert captions_table(cfg).fingerprint == "39105f3b5ffe6776"
+    assert manifest_table(cfg).fingerprint == "1498dcb8415250f1"
+    assert captions_table(cfg).fingerprint == "ba2f9da8b4689379"
     assert metrics_table(cfg).fingerprint == "988807e84c05f7a4"
     # the conditions as they were then (the additive noise was called wgn10 / wgn40)
     old = demo_config("features.audio.conditions=[{name: normal, kind: normal}, {name: mute, kind: mute}, "
                       "{name: wgn10, kind: wgn, snr_db: 10}, {name: wgn40, kind: wgn, snr_db: 40}]")
     audio = {c.name: audio_store(old, c).table.fingerprint for c in old.features.audio.conditions}
-    assert audio == {"normal": "fd5776ce753b50d8", "mute": "92dbc42ea471cdde", "wgn10": "73cb68b6df3a5937", "wgn40": "390bb35216981502"}
+    assert audio == {"normal": "a51e298800345b52", "mute": "9cb67a657f38a200", "wgn10": "a67e7856d9b39ab8", "wgn40": "75548c5b21292d7d"}
     hf = demo_config("captions.backend=hf", "cues.backend=hf", "captions.model=/nonexistent", "cues.template=cot_oneshot")
-    assert captions_table(hf).fingerprint == "cb0d8e41fdfe410e"
-    assert cues_table(hf).fingerprint == "50a3a539e961e247"
-    assert text_store(hf).table.fingerprint == "f1e8631246c9103c"
+    assert captions_table(hf).fingerprint == "8159c2a970549881"
+    assert cues_table(hf).fingerprint == "0e2a9db39a54db4c"
+    assert text_store(hf).table.fingerprint == "d60cd1df0d57db85"
 
 
 def test_an_upstream_change_reaches_every_table_below_it():

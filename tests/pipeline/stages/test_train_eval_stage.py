@@ -7,7 +7,8 @@ import pytest
 
 from pipeline.config import load_config
 from pipeline.stages.evaluate import run_eval
-from pipeline.stages.lineage import FRAME_KEY_FIELDS as FRAME_KEYS, audio_store, load_manifest, metrics_table, text_store
+from pipeline.stages import captions, cues
+from pipeline.stages.lineage import TEXT_KEY_FIELDS, audio_store, metrics_table, text_keys, text_store
 from pipeline.features.backends import AUDIO_ENCODERS
 from pipeline.stages.features import audio_batch, audio_videos
 from pipeline.data.synth import SynthConfig, generate
@@ -46,12 +47,14 @@ def cfg(tmp_path_factory):
     for spec in cfg.features.audio.conditions:
         rows, arrays = audio_batch(cfg, spec.name, encoder, audio_videos(cfg))
         audio_store(cfg, spec).write(rows, arrays)
-    # text cues: a fixed random embedding per frame (the text encoders are tested on their own)
+    # captions and cues on CPU (reference descriptions, noun parser), then a fixed random embedding
+    # per frame's cues (the text encoders are tested on their own)
+    captions.STAGE.run(cfg)
+    cues.STAGE.run(cfg)
     rng = np.random.default_rng(0)
-    manifest = load_manifest(cfg)
     rows, arrays = [], []
-    for r in manifest.to_pylist():
-        key = {k: r[k] for k, _ in FRAME_KEYS}
+    for key in text_keys(cfg).values():
+        key = dict(zip([k for k, _ in TEXT_KEY_FIELDS], key))
         rows.append({**key, "kind": "text", "variant": "t", "encoder": "random", "weights": "none", "valid": [True, True, False, False]})
         arrays.append(rng.normal(size=(4, TEXT_DIM)).astype(np.float32))
     text_store(cfg).write(rows, arrays)

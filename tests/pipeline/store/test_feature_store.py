@@ -39,6 +39,10 @@ def test_round_trip_and_error_rows(tmp_path):
         reread.get(("d", "v1s", "z", "normal"))
     idx = connect(tmp_path).execute("SELECT uid, status, shape FROM features_index ORDER BY uid").fetchall()
     assert idx == [("a", "ok", [5, 128]), ("b", "ok", [5, 128]), ("c", "ok", [5, 128]), ("z", "error", None)]
+    # every index row carries its provenance, as cache/README.md promises
+    nulls = connect(tmp_path).execute(
+        "SELECT count(*) FILTER (fingerprint IS NULL OR created_at IS NULL), min(fingerprint) FROM features_index").fetchone()
+    assert nulls == (0, s.table.fingerprint)
 
 
 def test_text_validity_mask(tmp_path):
