@@ -354,6 +354,7 @@ EXPECTED_ERRORS = _expected_errors()
 
 def main(argv: list[str] | None = None) -> int:
     prefect_env.configure()
+    prefect_env.hide_user_error_tracebacks()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -2,8 +2,11 @@
 imported, and the libraries' progress bars."""
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
+
+from pipeline.common.errors import UserError
 
 DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -16,6 +19,23 @@ DEFAULTS = {
 def configure() -> None:
     for key, value in DEFAULTS.items():
         os.environ.setdefault(key, value)
+
+
+class _NoUserErrorTraceback(logging.Filter):
+    """Prefect logs a failed flow or task run with its traceback; for a UserError the message is
+    the whole story (the command prints it once more as its last line), so the traceback goes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is not None and issubclass(record.exc_info[0], UserError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def hide_user_error_tracebacks() -> None:
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NoUserErrorTraceback) for f in logger.filters):
+            logger.addFilter(_NoUserErrorTraceback())
 
 
 def quiet_libraries() -> None:

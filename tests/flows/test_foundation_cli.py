@@ -106,3 +106,23 @@ def test_a_damaged_part_is_moved_aside_and_its_rows_recomputed(dataset, tmp_path
     assert (part.parent / "quarantine" / part.name).exists() and not part.exists()
     assert main(["index", *args]) == 0  # the next run indexes the lost rows again
     assert manifest_table(load_config(None, args)).read().num_rows == rows
+
+
+def test_a_stage_run_out_of_order_ends_in_one_message_without_a_traceback(dataset, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "HF_HUB_OFFLINE": "1"}
+    env = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
+    f = tmp_path / "foundation"
+    proc = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "train", "--config", "configs/tiny.yaml", "--run", "teso", *overrides(dataset, tmp_path / "cache"),
+         f"train.out_dir={tmp_path / 'runs'}", f"foundation.out={f}", f"train.model.foundation={f}"],
+        cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert any(line.startswith("teso train: no text features in ") and line.endswith("run `teso features` first")
+               for line in proc.stderr.splitlines())
