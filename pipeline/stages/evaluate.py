@@ -33,12 +33,15 @@ EVAL_VERSION = 2  # part of every evaluation's fingerprint: bump when the same i
 
 def eval_fingerprint(cfg: Config, checkpoint: Path) -> str:
     """What an evaluation's numbers depend on: the weights, the eval settings, the image size and the
-    cached features it reads (their fingerprints and how many items each holds)."""
+    cached features it reads (the stores' fingerprints, and the keys of the frames it scores, which
+    carry the content hashes of their audio and captions: a replaced input is evaluated again)."""
     digest = hashlib.sha256((checkpoint / "model.safetensors").read_bytes())
     stores = {}
     for name in cfg.eval.conditions:
         st = lineage.open_stores(cfg, name)
-        stores[name] = [st.audio.table.fingerprint, len(st.audio.keys()), st.text.table.fingerprint, len(st.text.keys())]
+        samples, _ = frame_samples(cfg, cfg.eval.split, st)
+        keys = hashlib.sha256(json.dumps(sorted([s.audio_key, s.text_key] for s in samples)).encode()).hexdigest()[:16]
+        stores[name] = [st.audio.table.fingerprint, st.text.table.fingerprint, keys]
     digest.update(json.dumps(
         {"version": EVAL_VERSION, "eval": cfg.eval.model_dump(mode="json"), "image_size": cfg.train.image_size, "dataset": cfg.dataset.name, "stores": stores},
         sort_keys=True,

@@ -122,3 +122,22 @@ def test_the_same_seed_and_thread_count_give_identical_metrics(cfg, tmp_path):
         a, b = metrics[0]["conditions"][name], metrics[1]["conditions"][name]
         assert (a["miou"], a["fscore"]) == (b["miou"], b["fscore"])
     assert metrics[0]["cue_recognition"] == metrics[1]["cue_recognition"]
+
+
+def test_a_replaced_test_soundtrack_is_evaluated_again(cfg):
+    """Last in this module: it changes the dataset. The evaluation's identity includes the content
+    hashes of the frames it scores, so the same weights on changed audio are not reused."""
+    run_eval(cfg)
+    assert run_eval(cfg)["reused"]
+    test_dirs = sorted(p for p in (cfg.dataset.root / "v1s").iterdir() if "_test_" in p.name)
+    train_dirs = sorted(p for p in (cfg.dataset.root / "v1s").iterdir() if "_train_" in p.name)
+    (test_dirs[0] / "audio.wav").write_bytes((train_dirs[0] / "audio.wav").read_bytes())
+    run_manifest(cfg)
+    encoder = AUDIO_ENCODERS.get("logmel").build(cfg)
+    for spec in cfg.features.audio.conditions:
+        store = audio_store(cfg, spec)
+        todo = store.table.missing(audio_videos(cfg))
+        rows, arrays = audio_batch(cfg, spec.name, encoder, todo)
+        store.write(rows, arrays)
+        assert todo.num_rows == 1  # only the replaced soundtrack is encoded again
+    assert "reused" not in run_eval(cfg)
