@@ -13,7 +13,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export NLTK_DATA := $(CURDIR)/$(VENV)/nltk_data
 
-.PHONY: help setup demo reproduce test data index captions cues features foundation train eval report sql bench clean-cache refresh serve prefect-server chaos
+.PHONY: help setup demo reproduce test data index captions cues features foundation train eval report sql bench bench-scale clean-cache refresh serve prefect-server chaos
 
 help: ## this list (CONFIG=configs/NAME.yaml selects the experiment, ARGS='key=value ...' overrides it)
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -85,6 +85,9 @@ test: setup ## run the test suite
 
 bench: setup ## run the benchmarks (speed ratios against baselines)
 	$(PY) bench/run_all.py
+
+bench-scale: setup ## data stages at AVSBench size (86,780 frames), 1/10 and 1/100: time, memory, refresh (ARGS='--fractions 0.01 0.1')
+	$(PY) bench/bench_scale.py $(ARGS)
 
 chaos: setup ## fault campaign: SIGKILL every stage, concurrent runs, a damaged part, a changed input (~15 min)
 	$(PY) scripts/chaos.py $(ARGS)

@@ -24,7 +24,8 @@ def _metrics(r):
 
 def _audio(r):
     return [("audio: batched front end + VGGish vs torchvggish per file", r["ours_s"], r["reference_s"], r["speedup"], ">= 3x",
-             f"max diff {r['max_abs_diff']:.1e}; VGG at {r['network_gflops_ours']} vs {r['network_gflops_reference']} GFLOP/s")]
+             f"max diff {r['max_abs_diff']:.1e}; VGG at {r['network_gflops_ours']} vs {r['network_gflops_reference']} GFLOP/s, "
+             f"{r['network_share_of_gemm']:.0%} of this machine's measured fp32 GEMM ({r['gemm_gflops_measured']} GFLOP/s)")]
 
 
 def _train(r):
