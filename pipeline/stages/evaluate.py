@@ -31,15 +31,14 @@ from pipeline.stages.base import Stage
 EVAL_VERSION = 2  # part of every evaluation's fingerprint: bump when the same inputs give other results
 
 
-def eval_fingerprint(cfg: Config, checkpoint: Path) -> str:
+def eval_fingerprint(cfg: Config, checkpoint: Path, selected: dict[str, tuple[lineage.Stores, list]]) -> str:
     """What an evaluation's numbers depend on: the weights, the eval settings, the image size and the
-    cached features it reads (the stores' fingerprints, and the keys of the frames it scores, which
-    carry the content hashes of their audio and captions: a replaced input is evaluated again)."""
+    cached features it reads (`selected`: per condition its stores and the frames it scores; the
+    stores' fingerprints and the frames' keys, which carry the content hashes of their audio and
+    captions, so a replaced input is evaluated again)."""
     digest = hashlib.sha256((checkpoint / "model.safetensors").read_bytes())
     stores = {}
-    for name in cfg.eval.conditions:
-        st = lineage.open_stores(cfg, name)
-        samples, _ = frame_samples(cfg, cfg.eval.split, st)
+    for name, (st, samples) in selected.items():
         keys = hashlib.sha256(json.dumps(sorted([s.audio_key, s.text_key] for s in samples)).encode()).hexdigest()[:16]
         stores[name] = [st.audio.table.fingerprint, st.text.table.fingerprint, keys]
     digest.update(json.dumps(
@@ -90,7 +89,12 @@ def run_eval(cfg: Config) -> dict:
     out_dir = Path(e.out_dir) if e.out_dir else Path(cfg.train.out_dir) / "eval"
     for folder in (out_dir, out_dir / "grids"):
         sweep_temporaries(folder)  # what a killed evaluation left half-written
-    fingerprint = eval_fingerprint(cfg, ckpt)
+    selected, skipped_by = {}, {}  # the frames each condition scores, selected once for the fingerprint and the passes
+    for name in e.conditions:
+        stores = lineage.open_stores(cfg, name)
+        samples, skipped_by[name] = frame_samples(cfg, e.split, stores)
+        selected[name] = (stores, samples)
+    fingerprint = eval_fingerprint(cfg, ckpt, selected)
     previous = _previous_results(out_dir, fingerprint)
     if previous is not None:
         return previous
@@ -98,8 +102,8 @@ def run_eval(cfg: Config) -> dict:
     outputs: dict[str, ConditionOutputs] = {}
     datasets = {}
     for name in e.conditions:
-        stores = lineage.open_stores(cfg, name)
-        samples, skipped = frame_samples(cfg, e.split, stores)
+        stores, samples = selected[name]
+        skipped = skipped_by[name]
         if not samples:
             raise ValueError(f"no {e.split} frames with cached features for condition {name!r}; run `teso features`")
         ds = make_dataset(cfg, samples, stores, train=False, num_labels=num_labels)
