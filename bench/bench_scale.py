@@ -1,6 +1,7 @@
 """`make bench-scale`: the data stages at AVSBench size and at 1/10 and 1/100 of it (not in `make test`).
 
     .venv/bin/python bench/bench_scale.py [--fractions 0.01 0.1 1] [--work DIR] [--out bench/scale.json]
+    .venv/bin/python bench/bench_scale.py --table A.json [B.json ...]   # the table of saved runs, merged
 
 Full size is the release's mix (metadata.csv of AVSBench, tests/fixtures/release): V1S 4,932 videos,
 V1M 424, V2 6,000 over train/val/test, 11,356 videos, 86,780 frames (5 per V1 video, 10 per V2 video),
@@ -222,10 +223,16 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=None, help="folder for the data and caches (default: the system's temp folder)")
     ap.add_argument("--keep", action="store_true", help="keep the data and caches")
     ap.add_argument("--out", default="bench/scale.json")
+    ap.add_argument("--table", nargs="+", type=Path, metavar="JSON",
+                    help="print the table of saved results (sizes of several runs merged, smallest first) and stop")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--root", help=argparse.SUPPRESS)
     ap.add_argument("--cache", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.table:
+        sizes = [size for path in args.table for size in json.loads(path.read_text())["sizes"]]
+        print(table({"sizes": sorted(sizes, key=lambda size: size["fraction"])}))
+        return 0
     if args.child:
         print(json.dumps(child(args.child, args.root, args.cache)))
         return 0

@@ -40,3 +40,13 @@ def test_a_prefix_dataset_is_what_the_generator_writes_at_that_size(tmp_path):
     bench_scale.build_dataset(tmp_path / "pool", out, big)  # growing leaves the old files untouched
     assert frame.stat().st_mtime_ns == before
     assert len(json.loads("[" + ",".join((out / "scene_descriptions.jsonl").read_text().splitlines()) + "]")) == 4 * 5 + 2 * 10 + 5
+
+
+def test_the_readme_table_is_the_table_of_the_saved_runs():
+    runs = sorted((ROOT / "bench" / "scale_runs").glob("*.json"))
+    sizes = sorted((s for p in runs for s in json.loads(p.read_text())["sizes"]), key=lambda s: s["fraction"])
+    text = bench_scale.table({"sizes": sizes})
+    assert [s["fraction"] for s in sizes] == [0.01, 0.1, 1.0]
+    assert "| index | 1/1 | 86,780 |" in text
+    readme = (ROOT / "README.md").read_text()
+    assert text in readme  # the README's scale table is generated, not typed
