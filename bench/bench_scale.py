@@ -10,7 +10,7 @@ captions, cot_rules cues, log-mel audio in 6 conditions, bundled MiniLM):
 
 - each stage in its own fresh process: index (manifest, full verification), captions, cues,
   audio features, text features: wall time, time per frame, peak resident memory (the process's
-  ru_maxrss), rows computed, bytes and Parquet bytes the stage added to the cache;
+  VmHWM), rows computed, bytes and Parquet bytes the stage added to the cache;
 - a refresh (every stage in one process) after +1% videos, after a further +10%, and with
   nothing new: the same measures, and what each stage computed.
 
@@ -23,9 +23,9 @@ without Prefect (the flows only call them; bench_refresh.py measures the flow's 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -92,22 +92,27 @@ def build_dataset(pool: Path, out: Path, videos: dict) -> None:
 
 
 # -- one stage in a fresh process --------------------------------------------------------------
-def _rss_mib() -> float:
+def _status_mib(field: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
-def child(stage: str, root: str, cache: str) -> dict:
-    from dataclasses import asdict
+def peak_rss_mib() -> float:
+    """This process's peak resident memory. VmHWM, not getrusage's ru_maxrss: Linux carries
+    ru_maxrss over fork and exec, so a child started by a 600 MiB parent reports at least 600 MiB
+    (tests/bench/test_bench_scale.py shows it); VmHWM belongs to the process's own address space."""
+    return _status_mib("VmHWM")
 
+
+def child(stage: str, root: str, cache: str) -> dict:
     from pipeline.config import load_config
-    from pipeline.stages import captions, cues, features
+    from pipeline.stages import captions, cues, features, lineage
     from pipeline.stages.manifest import run_manifest
 
     runs = {
-        "index": lambda cfg: [run_manifest(cfg).stage],
+        "index": lambda cfg: [run_manifest(cfg)],
         "captions": captions.STAGE.run,
         "cues": cues.STAGE.run,
         "audio": features.AUDIO.run,
@@ -115,28 +120,38 @@ def child(stage: str, root: str, cache: str) -> dict:
     }
     cfg = load_config(str(ROOT / "configs/demo.yaml"), [f"dataset.root={root}", f"cache.root={cache}", "run.progress=false"])
     names = STAGES if stage == "refresh" else (stage,)
-    rss_start = _rss_mib()
-    out = {"stage": stage, "rss_after_imports_mib": rss_start, "stages": {}}
+    out = {"stage": stage, "rss_after_imports_mib": _status_mib("VmRSS"), "stages": {}}
     t_all = time.perf_counter()
-    for name in names:
-        before = _bytes(Path(cache)) if Path(cache).exists() else (0, 0)
-        t0 = time.perf_counter()
-        summaries = runs[name](cfg)
-        seconds = time.perf_counter() - t0
-        after = _bytes(Path(cache))
-        out["stages"][name] = {
-            "seconds": seconds,
-            "computed": sum(s.computed for s in summaries),
-            "cached": sum(s.cached for s in summaries),
-            "errors": sum(s.errors for s in summaries),
-            "rows_verified": sum(s.extra.get("rows_verified", 0) for s in summaries),
-            "bytes_added": after[0] - before[0], "parquet_bytes_added": after[1] - before[1],
-            "summaries": [asdict(s) for s in summaries],
-            "peak_rss_mib_so_far": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        }
+    with contextlib.ExitStack() as pinned:
+        for name in names:
+            out["stages"][name], result = _measured(runs[name], cfg, Path(cache))
+            if stage == "refresh" and name == "index":  # as flows/refresh.py does: the stages plan from this indexing
+                pinned.enter_context(lineage.pinned_manifest(cfg, result[0].rows))
     out["seconds"] = time.perf_counter() - t_all
-    out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_rss_mib"] = peak_rss_mib()
     return out
+
+
+def _measured(run, cfg, cache: Path) -> tuple[dict, list]:
+    """One stage's measures, and what it returned."""
+    from dataclasses import asdict
+
+    before = _bytes(cache) if cache.exists() else (0, 0)
+    t0 = time.perf_counter()
+    result = run(cfg)
+    seconds = time.perf_counter() - t0
+    after = _bytes(cache)
+    summaries = [r.stage if hasattr(r, "rows") else r for r in result]  # a ManifestRun holds its StageSummary
+    return {
+        "seconds": seconds,
+        "computed": sum(s.computed for s in summaries),
+        "cached": sum(s.cached for s in summaries),
+        "errors": sum(s.errors for s in summaries),
+        "rows_verified": sum(s.extra.get("rows_verified", 0) for s in summaries),
+        "bytes_added": after[0] - before[0], "parquet_bytes_added": after[1] - before[1],
+        "summaries": [asdict(s) for s in summaries],
+        "peak_rss_mib_so_far": peak_rss_mib(),
+    }, result
 
 
 def run_child(stage: str, root: Path, cache: Path) -> dict:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.manifest import index
+from flows.manifest import indexed
 from flows.sharding import run_stage
 from pipeline.config import Config
 from pipeline.stages import captions
@@ -12,7 +12,7 @@ from pipeline.stages.base import StageSummary
 
 @flow(name="captions", log_prints=True)
 def captions_flow(cfg: Config) -> StageSummary:
-    index(cfg)
-    [summary] = run_stage(captions.STAGE, cfg)
+    with indexed(cfg):
+        [summary] = run_stage(captions.STAGE, cfg)
     print(summary)
     return summary

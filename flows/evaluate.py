@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.manifest import index
+from flows.manifest import indexed
 from pipeline.config import Config
 from pipeline.evaluation.report import frames_cell
 from pipeline.stages import evaluate
@@ -11,8 +11,8 @@ from pipeline.stages import evaluate
 
 @flow(name="eval", log_prints=True)
 def eval_flow(cfg: Config) -> dict:
-    index(cfg)
-    results = evaluate.STAGE.run(cfg)
+    with indexed(cfg):
+        results = evaluate.STAGE.run(cfg)
     for name, r in results["conditions"].items():
         shown = {k: round(v, 4) for k, v in r.items() if isinstance(v, float)}
         print(f"{name}: {shown}")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.manifest import index
+from flows.manifest import indexed
 from flows.sharding import run_stage
 from pipeline.config import Config
 from pipeline.stages import features
@@ -13,10 +13,10 @@ from pipeline.stages.base import StageSummary
 @flow(name="features", log_prints=True)
 def features_flow(cfg: Config) -> list[StageSummary]:
     """One summary per audio condition (`extra["variant"]` names it), then one for the text cues."""
-    index(cfg)
-    summaries = run_stage(features.AUDIO, cfg)
-    for summary in summaries:
-        print(f"audio {summary.extra['variant']}: {summary}")
-    [text] = run_stage(features.TEXT, cfg)
+    with indexed(cfg):
+        summaries = run_stage(features.AUDIO, cfg)
+        for summary in summaries:
+            print(f"audio {summary.extra['variant']}: {summary}")
+        [text] = run_stage(features.TEXT, cfg)
     print(f"text: {text}")
     return summaries + [text]

@@ -24,10 +24,11 @@ from prefect.types.entrypoint import EntrypointType
 from flows.captions import captions_flow
 from flows.cues import cues_flow
 from flows.features import features_flow
-from flows.manifest import manifest_flow
 from flows.sharding import task_runner
 from pipeline.config import Config, load_config, require_paths, run_config
+from pipeline.stages import lineage
 from pipeline.stages.base import StageSummary
+from pipeline.stages.manifest import STAGE as MANIFEST
 
 REQUIRED_PATHS = ["dataset.root", "features.audio.weights", "features.text.path", "features.text.tokenizer"]
 SUMMARY_FIELDS = ("total", "cached", "computed", "errors", "seconds", "model_loaded", "fingerprint", "path")
@@ -63,8 +64,11 @@ def refresh_stages(cfg: Config) -> dict:
             return stage_flow.fn(cfg)
         return stage_flow.with_options(task_runner=task_runner(cfg))(cfg)
 
-    with _subflow_without_heartbeat():
-        out = {"manifest": stage_summary(manifest_flow.fn(cfg))}
+    manifest = MANIFEST.run(cfg)
+    print(manifest.describe())
+    # every stage below plans from this one indexing instead of reading the folder again
+    with _subflow_without_heartbeat(), lineage.pinned_manifest(cfg, manifest.rows):
+        out = {"manifest": stage_summary(manifest.stage)}
         out["captions"] = stage_summary(run(captions_flow))
         out["cues"] = stage_summary(run(cues_flow))
         features = run(features_flow)

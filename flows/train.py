@@ -12,14 +12,14 @@ import torch
 from prefect import flow
 
 from flows import prefect_env
-from flows.manifest import index
+from flows.manifest import indexed
 from pipeline.config import Config, report_runs
 from pipeline.stages import evaluate, train
 
 
 def train_and_report(cfg: Config, resume: bool = True) -> dict:
-    index(cfg)
-    result, skipped = train.STAGE.run(cfg, resume=resume)
+    with indexed(cfg):
+        result, skipped = train.STAGE.run(cfg, resume=resume)
     report = {
         "out_dir": str(result.out_dir),
         "start_epoch": result.start_epoch,
@@ -48,9 +48,10 @@ def _train_one(rcfg: Config, resume: bool = True, then_evaluate: bool = False) -
     torch.set_num_threads(1)
     if not rcfg.run.progress:
         prefect_env.quiet_libraries()
-    report = train_and_report(rcfg, resume)
-    if then_evaluate:
-        report["eval"] = evaluate.STAGE.run(rcfg)
+    with indexed(rcfg):  # one reading of the folder for both
+        report = train_and_report(rcfg, resume)
+        if then_evaluate:
+            report["eval"] = evaluate.STAGE.run(rcfg)
     return report
 
 

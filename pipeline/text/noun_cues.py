@@ -119,16 +119,22 @@ def _wordnet():
             f"NLTK cannot find WordNet (looked in {', '.join(_search_paths())} and NLTK's defaults); "
             f"lay it out with `{INSTALL_HINT}` (or any DIR, then NLTK_DATA=DIR)"
         ) from None
-    from nltk.corpus import wordnet
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    class EnglishWordNet(WordNetCorpusReader):
+        def map_wn(self, version="wordnet"):
+            # Only Open Multilingual WordNet reads this map, and only English is used here. NLTK 3.10
+            # builds it even onto the same WordNet (it compares the version "3.0" with "wordnet"):
+            # 4.8 of the 8 s a load took, paid by every refresh that has new cues (bench/bench_scale.py).
+            return None
 
     # NLTK warns that Open Multilingual WordNet is missing; only English is used here.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            wordnet.ensure_loaded()
+            return EnglishWordNet(nltk.data.find("corpora/wordnet"), None)
         except (OSError, LookupError, ValueError, AssertionError) as exc:
             raise WordNetMissingError(f"WordNet is there but unreadable ({exc}); rerun `{INSTALL_HINT}`") from exc
-    return wordnet
 
 
 def wordnet_or_none():

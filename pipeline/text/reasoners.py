@@ -14,12 +14,12 @@ Llama-2) without hand-written tags.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from pipeline.text.cue_parser import CUES_JSON_SCHEMA
+from pipeline.text.results import ReasonerResult
 from pipeline.text.generation import (
     describe_error,
     eos_ids,
@@ -31,12 +31,6 @@ from pipeline.text.generation import (
 )
 
 
-@dataclass
-class ReasonerResult:
-    raw_text: str | None
-    n_tokens: int | None  # generated tokens, the ending EOS included
-    status: str  # "ok" or "error"
-    error: str | None = None
 
 
 def chat_messages(template, caption: str) -> list[dict]:

@@ -73,12 +73,8 @@ import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
 from pipeline.text import noun_cues
-
-if TYPE_CHECKING:
-    from pipeline.text.reasoners import ReasonerResult
+from pipeline.text.results import ReasonerResult
 
 
 @dataclass(frozen=True)
@@ -619,10 +615,6 @@ class RuleCoTReasoner:
         noun_cues.ensure_wordnet()
 
     def reason(self, template, captions: list[str]) -> list[ReasonerResult]:
-        # The LLM reasoners' result type; imported here because its module loads torch and
-        # transformers, which writing an answer (cot_answer) does not need.
-        from pipeline.text.reasoners import ReasonerResult
-
         results = []
         for i, caption in enumerate(captions):
             try:

@@ -50,3 +50,23 @@ def test_the_readme_table_is_the_table_of_the_saved_runs():
     assert "| index | 1/1 | 86,780 |" in text
     readme = (ROOT / "README.md").read_text()
     assert text in readme  # the README's scale table is generated, not typed
+
+
+def test_a_child_measures_its_own_peak_not_its_parents():
+    """ru_maxrss is inherited across fork and exec on Linux; the benchmark's VmHWM is not."""
+    import resource
+    import subprocess
+    import sys
+
+    ballast = bytearray(300 * 1024 * 1024)
+    ballast[::4096] = b"\x01" * len(ballast[::4096])  # touch every page: 300 MiB resident here
+    code = ("import importlib.util, resource, sys; spec = importlib.util.spec_from_file_location('b', sys.argv[1]); "
+            "b = importlib.util.module_from_spec(spec); spec.loader.exec_module(b); "
+            "print(b.peak_rss_mib(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    out = subprocess.run([sys.executable, "-c", code, str(ROOT / "bench" / "bench_scale.py")],
+                         capture_output=True, text=True, check=True).stdout.split()
+    ours, inherited = float(out[0]), float(out[1])
+    assert inherited >= 300  # what the old measure reported for the child
+    assert ours < 250  # the child itself: an interpreter and the benchmark's imports
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 >= 300
+    del ballast
