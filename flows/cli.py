@@ -136,12 +136,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_foundation(args: argparse.Namespace) -> int:
-    from model.config import SmallFoundationConfig
+    from model.config import SmallFoundationConfig, SmallSamConfig
     from model.foundation import build_small_foundation
 
     cfg = _config(args)
     path = build_small_foundation(cfg.foundation.out, SmallFoundationConfig(**cfg.foundation.small))
-    print(f"small random Mask2Former in {path} (set train.model.foundation={path})")
+    print(f"small random Mask2Former in {path} (TeSO: set train.model.foundation={path})")
+    sam = build_small_foundation(cfg.foundation.sam_out, SmallSamConfig(**cfg.foundation.sam_small))
+    print(f"small random SAM in {sam} (GAVS: train.model.architecture=gavs train.model.foundation={sam})")
     return 0
 
 

@@ -64,9 +64,10 @@ def demo_flow(cfg: Config) -> dict:
     _banner(step, total, "index, captions, cues, features")
     stages = refresh_runs(runs)
     step += 1
-    if is_own_small_foundation(cfg):
-        _banner(step, total, f"small random foundation -> {cfg.foundation.out}")
-    ensure_foundation(cfg)
+    if any(is_own_small_foundation(rcfg) for _, rcfg in runs):
+        _banner(step, total, f"small random foundations -> {cfg.foundation.out}, {cfg.foundation.sam_out}")
+    for _, rcfg in runs:  # each run's own (TeSO: Mask2Former; GAVS: SAM)
+        ensure_foundation(rcfg)
     step += 1
     evaluated = {}
     if parallel:

@@ -29,18 +29,21 @@ MASK2FORMER_ADAPTER_SITES: dict[str, str] = {
 
 
 class Adapter(nn.Module):
-    """Residual bottleneck MLP; the identity map at initialisation."""
+    """Residual bottleneck MLP, d -> d / reduction (or `hidden`) -> d; the identity map at
+    initialisation unless `identity_init` is False (GAVS's adapters start from PyTorch's default
+    initialisation, model/gavs.py)."""
 
-    def __init__(self, d: int, reduction: int = 4):
+    def __init__(self, d: int, reduction: int = 4, hidden: int | None = None, act: str = "gelu", identity_init: bool = True):
         super().__init__()
-        if d < reduction:
+        if hidden is None and d < reduction:
             raise ValueError(f"adapter width {d} is smaller than its reduction factor {reduction}")
-        self.down = nn.Linear(d, d // reduction)
-        self.act = nn.GELU()
-        self.up = nn.Linear(d // reduction, d)
-        # Zero up-projection: the residual branch adds nothing until trained.
-        nn.init.zeros_(self.up.weight)
-        nn.init.zeros_(self.up.bias)
+        width = hidden if hidden is not None else d // reduction
+        self.down = nn.Linear(d, width)
+        self.act = {"gelu": nn.GELU, "relu": nn.ReLU}[act]()
+        self.up = nn.Linear(width, d)
+        if identity_init:  # zero up-projection: the residual branch adds nothing until trained
+            nn.init.zeros_(self.up.weight)
+            nn.init.zeros_(self.up.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., d) -> (..., d)
         return x + self.up(self.act(self.down(x)))
@@ -74,20 +77,21 @@ class AdaptedAttention(nn.Module):
         return self.adapter(output), weights
 
 
-def _wrap(module: nn.Module, reduction: int) -> tuple[nn.Module, Adapter]:
+def _wrap(module: nn.Module, reduction: int, **adapter_kwargs) -> tuple[nn.Module, Adapter]:
     if isinstance(module, nn.MultiheadAttention):
-        adapter = Adapter(module.embed_dim, reduction)
+        adapter = Adapter(module.embed_dim, reduction, **adapter_kwargs)
         return AdaptedAttention(module, adapter), adapter
     if isinstance(module, nn.Linear):
-        adapter = Adapter(module.out_features, reduction)
+        adapter = Adapter(module.out_features, reduction, **adapter_kwargs)
         return AdaptedLinear(module, adapter), adapter
     raise TypeError(f"cannot adapt a {type(module).__name__}; expected nn.Linear or nn.MultiheadAttention")
 
 
 def attach_adapters(
-    model: nn.Module, sites: dict[str, str] | None = None, reduction: int = 4
+    model: nn.Module, sites: dict[str, str] | None = None, reduction: int = 4, **adapter_kwargs
 ) -> dict[str, Adapter]:
-    """Wrap every module whose name fully matches a site's pattern with an adapter, in place.
+    """Wrap every module whose name fully matches a site's pattern with an adapter, in place
+    (`adapter_kwargs`: Adapter's hidden, act, identity_init).
 
     Returns {module name: adapter}. Each site must match at least one module, so a renamed module in a
     new transformers release fails loudly instead of training a model without its adapters.
@@ -104,7 +108,7 @@ def attach_adapters(
             target = named[name]
             if isinstance(target, (AdaptedLinear, AdaptedAttention)):
                 raise ValueError(f"module {name!r} already has an adapter")
-            wrapped, adapter = _wrap(target, reduction)
+            wrapped, adapter = _wrap(target, reduction, **adapter_kwargs)
             reference = next(target.parameters())
             adapter.to(device=reference.device, dtype=reference.dtype)
             parent_name, _, child = name.rpartition(".")

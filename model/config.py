@@ -114,6 +114,55 @@ class TeSOConfig:
         return asdict(self)
 
 
+@dataclass
+class GAVSConfig:
+    """GAVS (AAAI 2024, "Prompting Segmentation with Sound Is Generalizable Audio-Visual Source
+    Localizer"), `train.model.architecture: gavs`: SAM prompted with sound (model/gavs.py).
+    Defaults follow the official code (GeWu-Lab/Generalizable-Audio-Visual-Segmentation)."""
+
+    foundation: str = "facebook/sam-vit-base"  # hub id or folder of a transformers SamModel; frozen
+    num_labels: int = 1  # binary only: SAM's decoder gives one mask per prompt
+    audio_dim: int = 128  # VGGish
+    # The Correlation Adapter in SAM's image encoder: the last `tuned_blocks` ViT blocks get one
+    # (official run scripts: --tune_v 9, adapters from block 9 of ViT-B's 12, so 3); 0 = none.
+    tuned_blocks: int = 3
+    adapter_dim: int = 128  # bottleneck width of every adapter (official: 128)
+    decoder_adapters: bool = True  # an adapter on each two-way transformer block's MLP (official adapter_tf)
+    prompt_hidden: int = 512  # the audio prompt's MLP: audio_dim -> 512 -> SAM's prompt width (official)
+    audio_noise: bool = True  # training adds N(0, std(audio)^2) noise to each audio feature (official)
+    # The papers freeze SAM. False trains it too: only for a SAM without pretrained weights (the
+    # CPU testbed's small random SAM), as TeSO's demo does with its random Mask2Former.
+    freeze_foundation: bool = True
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.num_labels != 1:
+            problems.append(f"GAVS segments sounding objects as one binary mask: num_labels must be 1, got {self.num_labels}")
+        for name in ("audio_dim", "adapter_dim", "prompt_hidden"):
+            if getattr(self, name) <= 0:
+                problems.append(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.tuned_blocks < 0:
+            problems.append(f"tuned_blocks must be >= 0, got {self.tuned_blocks}")
+        if problems:
+            raise ValueError("invalid GAVSConfig: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"architecture": "gavs", **asdict(self)}
+
+
+# `train.model.architecture` -> its settings; model/registry.py builds the model of each
+ARCHITECTURES: dict[str, type] = {"teso": TeSOConfig, "gavs": GAVSConfig}
+
+
+def model_settings(values: dict[str, Any]) -> TeSOConfig | GAVSConfig:
+    """`train.model` (architecture: teso, the default, or gavs) -> its validated settings."""
+    values = dict(values)
+    name = values.pop("architecture", "teso")
+    if name not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {sorted(ARCHITECTURES)}, got {name!r}")
+    return ARCHITECTURES[name](**values)
+
+
 LR_SCHEDULES = ("constant", "cosine")
 
 
@@ -172,6 +221,33 @@ class TrainConfig:
             problems.append(f"device must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}")
         if problems:
             raise ValueError("invalid TrainConfig: " + "; ".join(problems))
+
+
+@dataclass
+class SmallSamConfig:
+    """Widths of model/foundation.py's small random SAM (GAVS's foundation on CPU machines)."""
+
+    image_size: int = 96  # SAM's input size: its absolute position embedding is built for it
+    hidden_size: int = 64  # ViT width (ViT-B: 768)
+    num_hidden_layers: int = 4  # ViT blocks (ViT-B: 12)
+    num_attention_heads: int = 2
+    window_size: int = 3  # in patches (ViT-B: 14)
+    global_attn_indexes: list[int] = field(default_factory=lambda: [1, 3])
+    prompt_dim: int = 32  # image-embedding and prompt width (SAM: 256)
+    decoder_mlp_dim: int = 64  # SAM: 2048
+    decoder_heads: int = 2  # SAM: 8
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.image_size % 16:
+            problems.append(f"image_size must be a multiple of SAM's patch size 16, got {self.image_size}")
+        if self.hidden_size % self.num_attention_heads or self.prompt_dim % (2 * self.decoder_heads):
+            problems.append("hidden_size must divide by num_attention_heads, prompt_dim by 2 * decoder_heads")
+        if any(i >= self.num_hidden_layers for i in self.global_attn_indexes):
+            problems.append(f"global_attn_indexes {self.global_attn_indexes} name blocks beyond num_hidden_layers")
+        if problems:
+            raise ValueError("invalid SmallSamConfig: " + "; ".join(problems))
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""A small Mask2Former (Swin backbone) built from a config and saved with `save_pretrained`.
+"""A small Mask2Former (Swin backbone), and a small SAM for GAVS, built from a config and saved with
+`save_pretrained`.
 
 Why: no foundation weights can be downloaded on the CPU machines this project runs its demo and tests
 on. The model built here has the real structure (Swin window attention, deformable-attention pixel
@@ -15,9 +16,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation, SwinConfig
+from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation, SamConfig, SamModel, SwinConfig
 
-from model.config import SmallFoundationConfig
+from model.config import SmallFoundationConfig, SmallSamConfig
 from pipeline.common.atomic import atomic_folder
 
 
@@ -50,16 +51,41 @@ def small_mask2former(cfg: SmallFoundationConfig) -> Mask2FormerForUniversalSegm
     return Mask2FormerForUniversalSegmentation(config)
 
 
-def build_small_foundation(directory: str | Path, cfg: SmallFoundationConfig) -> Path:
+def small_sam(cfg: SmallSamConfig) -> SamModel:
+    """A randomly initialised SAM of the configured widths (seeded), with SAM's structure: windowed
+    and global ViT blocks, the prompt encoder, the two-way mask decoder."""
+    torch.manual_seed(cfg.seed)
+    config = SamConfig(
+        vision_config=dict(hidden_size=cfg.hidden_size, output_channels=cfg.prompt_dim, num_hidden_layers=cfg.num_hidden_layers,
+                           num_attention_heads=cfg.num_attention_heads, image_size=cfg.image_size, patch_size=16,
+                           window_size=cfg.window_size, global_attn_indexes=list(cfg.global_attn_indexes),
+                           num_pos_feats=cfg.prompt_dim // 2, mlp_dim=4 * cfg.hidden_size),
+        prompt_encoder_config=dict(hidden_size=cfg.prompt_dim, image_size=cfg.image_size, patch_size=16, mask_input_channels=4),
+        mask_decoder_config=dict(hidden_size=cfg.prompt_dim, mlp_dim=cfg.decoder_mlp_dim, num_attention_heads=cfg.decoder_heads,
+                                 iou_head_hidden_dim=cfg.prompt_dim),
+    )
+    model = SamModel(config)
+    # transformers draws every weight from N(0, 0.02), made for loading checkpoints over it: through
+    # the decoder's upscaling convolutions and 3-layer hypernetworks the masks of such a random SAM
+    # are ~1e-4 and barely train. PyTorch's own initialisation keeps them of order one.
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            module.reset_parameters()
+    return model
+
+
+def build_small_foundation(directory: str | Path, cfg: SmallFoundationConfig | SmallSamConfig) -> Path:
     """Build and save the model to `directory` (loadable with `from_pretrained`); returns the folder.
 
     Idempotent: a folder already holding a model built from the same config is left as it is."""
     path = Path(directory)
     recipe = path / "small_foundation.json"
-    wanted = json.dumps(asdict(cfg), sort_keys=True)
+    sam = isinstance(cfg, SmallSamConfig)
+    wanted = json.dumps(({"kind": "sam"} if sam else {}) | asdict(cfg), sort_keys=True)
     if recipe.exists() and recipe.read_text() == wanted and (path / "config.json").exists():
         return path
     with atomic_folder(path) as tmp:
-        small_mask2former(cfg).save_pretrained(tmp)
+        (small_sam(cfg) if sam else small_mask2former(cfg)).save_pretrained(tmp)
         (tmp / "small_foundation.json").write_text(wanted)
     return path
+

@@ -1,7 +1,7 @@
 """The TeSO training recipe: one readable loop from a config and a dataset to checkpoints and curves.
 
     train(model_cfg, train_cfg, train_set, val_set, validate)
-      set up ── seed, build TeSOSegmenter, AdamW over its two parameter groups, resume from `last`
+      set up ── seed, build the model (model/registry.py: TeSO or GAVS), AdamW over its two parameter groups, resume from `last`
       each epoch ── shuffle by (seed, epoch), gradient accumulation, AMP on CUDA, log every few steps,
                  ── the learning-rate schedule (lr_factor: a function of the global step alone)
                  ── validate (optional), checkpoint atomically, keep `best/` by the selected metric
@@ -57,6 +57,7 @@ from model.checkpoints import (
 from model.config import TeSOConfig, TrainConfig, lr_factor
 from model.data import collate
 from model.losses import binary_targets, semantic_targets
+from model.registry import build_model
 from model.segmenter import TeSOSegmenter
 from pipeline.common.atomic import atomic_write_text
 
@@ -125,7 +126,7 @@ def _train(
 
     # model, optimizer, and the state of a previous run
     _seed_all(cfg.seed)  # the same initial weights on every rank
-    model = TeSOSegmenter(model_cfg).to(ctx.device)
+    model = build_model(model_cfg).to(ctx.device)
     # fused: one kernel over all ~300 parameter tensors instead of a Python loop of small ops
     # (measured on the demo model, 1 CPU thread: 5 ms a step instead of 37 ms, ~13% of a step)
     optimizer = torch.optim.AdamW(

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
-from model.config import SmallFoundationConfig, TeSOConfig, TrainConfig
+from model.config import ARCHITECTURES, SmallFoundationConfig, SmallSamConfig, TrainConfig
 from pipeline.common.atomic import atomic_write_text
 from pipeline.common.errors import UserError
 from pipeline.common.names import check_name
@@ -221,16 +221,25 @@ class FoundationSection(Section):
 
     out: Path = Path("demo/foundation")
     small: dict[str, Any] = Field(default_factory=dict)  # SmallFoundationConfig fields (model/config.py)
+    # GAVS's foundation on the same machines: a small random SAM (SmallSamConfig fields)
+    sam_out: Path = Path("demo/foundation_sam")
+    sam_small: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("small")
     @classmethod
     def _small_fields(cls, v: dict) -> dict:
         return _check_dataclass(SmallFoundationConfig, v)
 
+    @field_validator("sam_small")
+    @classmethod
+    def _sam_fields(cls, v: dict) -> dict:
+        return _check_dataclass(SmallSamConfig, v)
+
 
 class TrainSection(Section):
     # TeSOConfig fields (model/config.py): foundation, num_labels, n_latent, ablation switches, ...
-    # text_dim is filled from the cached text features when omitted.
+    # text_dim is filled from the cached text features when omitted. `architecture: gavs` takes
+    # GAVSConfig's fields instead (SAM prompted with sound, model/gavs.py).
     model: dict[str, Any] = Field(default_factory=dict)
     # TrainConfig fields (model/config.py): epochs, batch_size, grad_accum, lrs, seed, device, ...
     recipe: dict[str, Any] = Field(default_factory=dict)
@@ -247,9 +256,13 @@ class TrainSection(Section):
     @field_validator("model")
     @classmethod
     def _model_fields(cls, v: dict) -> dict:
-        probe = {"text_dim": 1} | v  # text_dim may come from the feature store later
-        checked = _check_dataclass(TeSOConfig, probe)
-        return {k: checked[k] for k in v}
+        name = v.get("architecture", "teso")
+        if name not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {sorted(ARCHITECTURES)}, got {name!r}")
+        values = {k: x for k, x in v.items() if k != "architecture"}
+        probe = ({"text_dim": 1} if name == "teso" else {}) | values  # text_dim may come from the feature store later
+        checked = _check_dataclass(ARCHITECTURES[name], probe)
+        return {k: checked[k] if k in checked else v[k] for k in v}
 
     @field_validator("recipe")
     @classmethod

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from safetensors.torch import load_file
 
 from model.checkpoints import latest_checkpoint
-from model.config import TeSOConfig, TrainConfig
-from model.segmenter import TeSOSegmenter
+from model.config import GAVSConfig, TeSOConfig, TrainConfig, model_settings
+from model.registry import build_model
 from pipeline.common.errors import MissingInput
 from pipeline.config import Config
 from pipeline.stages.lineage import Stores
@@ -20,11 +21,13 @@ def text_dim(stores: Stores) -> int:
     return int(stores.text.get(keys[0]).shape[-1])
 
 
-def model_config(cfg: Config, stores: Stores) -> TeSOConfig:
-    """train.model, with text_dim taken from the cached text features when omitted."""
+def model_config(cfg: Config, stores: Stores) -> TeSOConfig | GAVSConfig:
+    """train.model's settings (model/config.py model_settings); TeSO's text_dim is taken from the
+    cached text features when omitted (GAVS reads no text)."""
     values = dict(cfg.train.model)
-    values.setdefault("text_dim", text_dim(stores))
-    return TeSOConfig(**values)
+    if values.get("architecture", "teso") == "teso":
+        values.setdefault("text_dim", text_dim(stores))
+    return model_settings(values)
 
 
 def recipe_config(cfg: Config) -> TrainConfig:
@@ -32,13 +35,13 @@ def recipe_config(cfg: Config) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def load_trained(cfg: Config, stores: Stores, which: str = "best") -> tuple[TeSOSegmenter, Path]:
-    """The trained TeSO model from `train.out_dir` (`best` or `last` checkpoint) and its folder."""
+def load_trained(cfg: Config, stores: Stores, which: str = "best") -> tuple[torch.nn.Module, Path]:
+    """The trained model (TeSO or GAVS) from `train.out_dir` (`best` or `last` checkpoint) and its folder."""
     out = Path(cfg.train.out_dir)
     folder = out / "best" if which == "best" and (out / "best" / "model.safetensors").exists() else latest_checkpoint(out)
     if folder is None:
         raise FileNotFoundError(f"no checkpoint in {out}; run `teso train` first")
-    model = TeSOSegmenter(model_config(cfg, stores))
+    model = build_model(model_config(cfg, stores))
     model.load_trainable_state_dict(load_file(str(folder / "model.safetensors")))
     model.eval()
     return model, folder

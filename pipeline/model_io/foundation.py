@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from model.config import SmallFoundationConfig, TeSOConfig
+from model.config import GAVSConfig, SmallFoundationConfig, SmallSamConfig, TeSOConfig
 from model.foundation import build_small_foundation
 from pipeline.config import Config, ConfigError
 
@@ -18,11 +18,23 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 
 
 def foundation_path(cfg: Config) -> str:
-    return str(cfg.train.model.get("foundation", TeSOConfig.foundation))
+    default = GAVSConfig.foundation if cfg.train.model.get("architecture") == "gavs" else TeSOConfig.foundation
+    return str(cfg.train.model.get("foundation", default))
+
+
+def own_small_foundation(cfg: Config) -> SmallFoundationConfig | SmallSamConfig | None:
+    """The recipe of this config's own small random foundation when the run loads it (the small
+    Mask2Former at `foundation.out`, or the small SAM at `foundation.sam_out`), else None."""
+    path = Path(foundation_path(cfg)).resolve()
+    if path == Path(cfg.foundation.out).resolve():
+        return SmallFoundationConfig(**cfg.foundation.small)
+    if path == Path(cfg.foundation.sam_out).resolve():
+        return SmallSamConfig(**cfg.foundation.sam_small)
+    return None
 
 
 def is_own_small_foundation(cfg: Config) -> bool:
-    return Path(foundation_path(cfg)).resolve() == Path(cfg.foundation.out).resolve()
+    return own_small_foundation(cfg) is not None
 
 
 def check_foundation(cfg: Config) -> str:
@@ -42,6 +54,7 @@ def check_foundation(cfg: Config) -> str:
 def ensure_foundation(cfg: Config, build: bool = True) -> str:
     """check_foundation, (re)building this config's own small random foundation first when it is
     missing or was built from other `foundation.small` settings (a no-op otherwise)."""
-    if build and is_own_small_foundation(cfg):
-        build_small_foundation(cfg.foundation.out, SmallFoundationConfig(**cfg.foundation.small))
+    recipe = own_small_foundation(cfg) if build else None
+    if recipe is not None:
+        build_small_foundation(foundation_path(cfg), recipe)
     return check_foundation(cfg)

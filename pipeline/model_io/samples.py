@@ -10,15 +10,16 @@ from pipeline.stages.lineage import Stores, load_manifest
 
 
 def frame_samples(cfg: Config, split: str, stores: Stores) -> tuple[list[FrameSample], int]:
-    """FrameSamples of one split whose audio and text features are cached; returns (samples, skipped)."""
+    """FrameSamples of one split whose audio and (when the stores have a text store) text features
+    are cached; returns (samples, skipped)."""
     manifest = load_manifest(cfg)
     rows = manifest.filter(pc.equal(manifest["split"], split)).to_pylist()
-    text_keys = lineage.text_keys(cfg)  # features are looked up under the content they came from
+    text_keys = lineage.text_keys(cfg) if stores.text is not None else {}  # looked up under the content they came from
     samples, skipped = [], 0
     for r in rows:
         audio_key = (r["dataset"], r["subset"], r["uid"], r["audio_sha"])
         text_key = text_keys.get((r["dataset"], r["subset"], r["uid"], r["frame"]))
-        if audio_key not in stores.audio or text_key is None or text_key not in stores.text:
+        if audio_key not in stores.audio or (stores.text is not None and (text_key is None or text_key not in stores.text)):
             skipped += 1
             continue
         samples.append(

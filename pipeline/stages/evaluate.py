@@ -39,8 +39,8 @@ def eval_fingerprint(cfg: Config, checkpoint: Path, selected: dict[str, tuple[li
     digest = hashlib.sha256((checkpoint / "model.safetensors").read_bytes())
     stores = {}
     for name, (st, samples) in selected.items():
-        keys = hashlib.sha256(json.dumps(sorted([s.audio_key, s.text_key] for s in samples)).encode()).hexdigest()[:16]
-        stores[name] = [st.audio.table.fingerprint, st.text.table.fingerprint, keys]
+        keys = hashlib.sha256(json.dumps(sorted([s.audio_key, s.text_key or ()] for s in samples)).encode()).hexdigest()[:16]
+        stores[name] = [st.audio.table.fingerprint, None if st.text is None else st.text.table.fingerprint, keys]
     digest.update(json.dumps(
         {"version": EVAL_VERSION, "eval": cfg.eval.model_dump(mode="json"), "image_size": cfg.train.image_size, "dataset": cfg.dataset.name, "stores": stores},
         sort_keys=True,

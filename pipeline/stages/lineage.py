@@ -291,21 +291,30 @@ def text_store(cfg: Config) -> FeatureStore:
 
 @dataclass
 class Stores:
-    """The two feature stores a model reads: audio of one condition, and the text cues."""
+    """The feature stores a model reads: audio of one condition, and the text cues (None for a
+    model that reads no text: GAVS)."""
 
     audio: FeatureStore
-    text: FeatureStore
+    text: FeatureStore | None
 
     def audio_lookup(self, key):
         return self.audio.get(key)
 
     def text_lookup(self, key):
+        if self.text is None:  # no cues: one padded slot, which such a model never reads
+            return np.zeros((1, 1), np.float32), np.zeros(1, bool)
         return self.text.get(key), self.text.get_valid(key)
 
 
+def reads_text(cfg: Config) -> bool:
+    return cfg.train.model.get("architecture", "teso") == "teso"
+
+
 def open_stores(cfg: Config, condition: str | None = None) -> Stores:
-    """The stores of `condition` (default: train.audio_condition); names are checked at config load."""
-    return Stores(audio_store(cfg, condition or cfg.train.audio_condition), text_store(cfg))
+    """The stores of `condition` (default: train.audio_condition); names are checked at config load.
+    A run that reads no text (train.model.architecture: gavs) gets no text store, so it needs no
+    captions, cues or text features."""
+    return Stores(audio_store(cfg, condition or cfg.train.audio_condition), text_store(cfg) if reads_text(cfg) else None)
 
 
 # -- metrics ----------------------------------------------------------------------------------
