@@ -1,6 +1,7 @@
 """Benchmark: peak memory of a TeSO training step and of evaluation, against batch size and image size.
 
-    .venv/bin/python bench/bench_memory.py [--quick] [--device cuda]
+    .venv/bin/python bench/bench_memory.py [--quick] [--device cuda] [--out bench/memory.json]
+    .venv/bin/python bench/bench_memory.py --table bench/memory_runs/FILE.json   # the table of a saved run
 
 The model is bench_train.py's: Mask2Former at its real widths with a Swin-T backbone (random
 weights, frozen as in the paper configs) and the paper's SeDAM; --quick shrinks it. A training step
@@ -11,7 +12,8 @@ Each (mode, image size) runs in a fresh process, its batch sizes in ascending or
 - CPU: the process's peak resident memory (VmHWM) after the step, less its resident memory just
   before the first step (the model built and in memory), so a row is what the step itself adds:
   activations, gradients, optimizer state. A peak never falls, so ascending batch sizes make each
-  row that batch's peak. The model's own memory is reported once per process.
+  row that batch's peak. The weights are made resident before that baseline; their size
+  (parameters and buffers) is reported once per process.
 - CUDA: torch.cuda.max_memory_allocated over the step, reset before each batch size; it includes
   the weights (they live on the GPU), which are also reported alone. PyTorch's cache reserves more
   than it allocates; the reserved peak is reported beside it.
@@ -53,14 +55,16 @@ def child(mode: str, foundation: str, quick: bool, device: str, size: int, batch
 
     hf_logging.set_verbosity_error()
     cuda = device.startswith("cuda")
-    before_model = torch.cuda.memory_allocated() if cuda else _status_mib("VmRSS")
     torch.manual_seed(0)
     model = TeSOSegmenter(teso_config(foundation, quick, prompts=True)).to(device)
     model.train(mode == "train")
     optimizer = torch.optim.AdamW(model.param_groups(), weight_decay=0.05) if mode == "train" else None
+    with torch.no_grad():  # from_pretrained may memory-map the weights: make them resident before the baseline
+        for t in (*model.parameters(), *model.buffers()):
+            t.sum()
     after_model = torch.cuda.memory_allocated() if cuda else _status_mib("VmRSS")
     out = {"mode": mode, "image_size": size, "device": device,
-           "model_mib": (after_model - before_model) / (2**20 if cuda else 1),
+           "model_mib": sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers())) / 2**20,
            "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
            "total_params": sum(p.numel() for p in model.parameters()), "peak_mib": {}, "reserved_mib": {}}
     for b in batch_sizes:
@@ -126,6 +130,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", default="bench/memory.json")
+    ap.add_argument("--table", type=Path, metavar="JSON", help="print the table of a saved result and stop")
     ap.add_argument("--child", choices=["train", "eval"], help=argparse.SUPPRESS)
     ap.add_argument("--foundation", help=argparse.SUPPRESS)
     ap.add_argument("--size", type=int, help=argparse.SUPPRESS)
@@ -134,9 +140,13 @@ def main() -> int:
     if args.child:
         print(json.dumps(child(args.child, args.foundation, args.quick, args.device, args.size, args.batch_sizes)))
         return 0
+    if args.table:
+        print(table(json.loads(args.table.read_text())))
+        return 0
     result = run(args.quick, args.device)
-    print(json.dumps(result, indent=2))
+    Path(args.out).write_text(json.dumps(result, indent=2))
     print(table(result))
+    print(f"\nsaved {args.out}")
     return 0
 
 

@@ -58,6 +58,12 @@ def _refresh(r):
     ]
 
 
+def _memory(r):
+    return [(f"memory: {row['mode']} at {row['image_size']}px, batch {'/'.join(row['peak_mib'])} (MiB)", None, None, None, "",
+             " / ".join(f"{v:,.0f}" for v in row["peak_mib"].values()) + f"; model {row['model_mib']:.0f} MiB; {r['measure']}")
+            for row in r["rows"]]
+
+
 BENCHES = {
     "bench_metrics": _metrics,
     "bench_audio_frontend": _audio,
@@ -65,6 +71,7 @@ BENCHES = {
     "bench_duckdb": _duckdb,
     "bench_captioning": _captioning,
     "bench_refresh": _refresh,
+    "bench_memory": _memory,
 }
 
 

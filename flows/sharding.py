@@ -1,6 +1,7 @@
 """Where the shards of a stage run: Prefect tasks on a thread, Dask or Ray task runner."""
 from __future__ import annotations
 
+import pyarrow as pa
 from prefect import task, unmapped
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -45,12 +46,12 @@ SHARDED = {stage.name: stage for stage in (captions.STAGE, cues.STAGE, features.
 
 
 @task(name="stage-shard", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
-def shard_task(cfg: Config, shard: list[dict], stage: str, variant: str | None) -> ShardResult:
+def shard_task(cfg: Config, shard: pa.Table, stage: str, variant: str | None) -> ShardResult:
     """One shard of one stage: its model loaded once per process, its batches written atomically."""
     return SHARDED[stage].run_shard(cfg, shard, variant)
 
 
-def _map_as_tasks(stage: ShardedStage, cfg: Config, variant: str | None, shards: list[list[dict]]) -> list[ShardResult]:
+def _map_as_tasks(stage: ShardedStage, cfg: Config, variant: str | None, shards: list[pa.Table]) -> list[ShardResult]:
     futures = shard_task.map(unmapped(cfg), shards, unmapped(stage.name), unmapped(variant))
     return [f.result() for f in futures]
 

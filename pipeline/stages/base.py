@@ -126,10 +126,10 @@ def table_job(cfg: Config, table: CacheTable, build: Callable[[], Any], rows: Ca
 
 
 # map_shards(stage, cfg, variant, shards) -> one ShardResult per shard, however they are run
-MapShards = Callable[["ShardedStage", Config, "str | None", "list[list[dict]]"], "list[ShardResult]"]
+MapShards = Callable[["ShardedStage", Config, "str | None", "list[pa.Table]"], "list[ShardResult]"]
 
 
-def map_in_process(stage: "ShardedStage", cfg: Config, variant: str | None, shards: list[list[dict]]) -> list[ShardResult]:
+def map_in_process(stage: "ShardedStage", cfg: Config, variant: str | None, shards: list[pa.Table]) -> list[ShardResult]:
     return [stage.run_shard(cfg, shard, variant) for shard in shards]
 
 
@@ -148,14 +148,13 @@ class ShardedStage:
     job: Callable[[Config, str | None], ShardJob]
     shards: Callable[[Config], int]
     variants: Callable[[Config], list[str | None]] = lambda cfg: [None]
-    key_schema: pa.Schema | None = None  # how a shard's rows (plain dicts between tasks) are typed again
 
     @property
     def writes(self) -> str:
         return self.name
 
-    def run_shard(self, cfg: Config, shard: list[dict], variant: str | None) -> ShardResult:
-        return self.job(cfg, variant).run(pa.Table.from_pylist(shard, schema=self.key_schema))
+    def run_shard(self, cfg: Config, shard: pa.Table, variant: str | None) -> ShardResult:
+        return self.job(cfg, variant).run(shard)
 
     def run(self, cfg: Config, map_shards: MapShards = map_in_process) -> list[StageSummary]:
         """Every variant in turn: plan under the table's run lock (so a second run of the same stage
@@ -171,7 +170,9 @@ class ShardedStage:
                 summary = StageSummary(stage=table.stage, fingerprint=table.fingerprint, path=str(table.path),
                                        total=candidates.num_rows, cached=candidates.num_rows - missing.num_rows)
                 if missing.num_rows:
-                    shards = [s.to_pylist() for s in split_shards(missing, self.shards(cfg))]
+                    # Arrow slices, not Python rows: they pickle for Dask and Ray workers, and rows as
+                    # dicts cost ~1 KB a frame (bench/bench_scale.py, captions and cues at full size)
+                    shards = split_shards(missing, self.shards(cfg))
                     results = map_shards(self, cfg, variant, shards)
                     summary.computed = sum(r.computed for r in results)
                     summary.errors = sum(r.errors for r in results)

@@ -152,5 +152,4 @@ TEXT = ShardedStage(
     candidates=cue_frames,
     job=_text_job,
     shards=lambda cfg: 1,
-    key_schema=CUE_FRAME_SCHEMA,
 )

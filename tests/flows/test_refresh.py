@@ -22,6 +22,7 @@ from pipeline.config import load_config
 from pipeline.stages.lineage import cues_table
 from pipeline.stages.lineage import audio_store, text_store
 from pipeline.stages.lineage import load_manifest, manifest_table
+from pipeline.data import signatures
 from pipeline.data.synth import SynthConfig, generate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,7 +50,7 @@ def computed(result: dict) -> dict:
     return {name: (s["total"], s["cached"], s["computed"], s["errors"]) for name, s in flat.items()}
 
 
-def test_refresh_after_adding_videos_computes_only_the_new_ones(tmp_path):
+def test_refresh_after_adding_videos_computes_only_the_new_ones(tmp_path, monkeypatch):
     root, cache = tmp_path / "data", tmp_path / "cache"
     synth(root, videos(2))
     ov = overrides(root, cache)
@@ -85,7 +86,11 @@ def test_refresh_after_adding_videos_computes_only_the_new_ones(tmp_path):
     assert newest(captions_table(cfg).read()) == new_uids and newest(cues_table(cfg).read()) == new_uids
     assert {k[2] for k in audio_store(cfg, cfg.features.audio.conditions[0]).keys()} == old_uids | new_uids
 
+    signed = []  # every stage plans from the refresh's one reading of the folder (lineage.pinned_manifest)
+    real_signature = signatures.video_signature
+    monkeypatch.setattr(signatures, "video_signature", lambda root, entry: signed.append(entry) or real_signature(root, entry))
     third = refresh_flow(None, ov)
+    assert len(signed) == v1
     assert all(c == 0 for _, _, c, _ in computed(third).values())
     assert not any(s["model_loaded"] for s in [third["stages"]["captions"], third["stages"]["cues"], *third["stages"]["features"].values()])
     parts = manifest_table(cfg).parts()
