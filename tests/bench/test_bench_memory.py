@@ -26,3 +26,8 @@ def test_a_training_step_needs_more_memory_for_a_larger_batch_and_the_table_show
     table = bench_memory.table({"rows": [row]})
     assert table.splitlines()[0] == "| mode | image | model (MiB) | batch 1 | batch 8 |"
     assert table.splitlines()[2].startswith("| train | 64px |")
+
+
+def test_the_readme_memory_table_is_the_table_of_the_saved_run():
+    saved = json.loads((ROOT / "bench" / "memory_runs" / "2026-12-03_cpu.json").read_text())
+    assert bench_memory.table(saved) in (ROOT / "README.md").read_text()
