@@ -46,9 +46,10 @@ from transformers import SamModel
 from model.adapters import attach_adapters
 from model.config import GAVSConfig
 from model.segmenter import TeSOOutput
+from model.trainable import TrainableWeights
 
 
-class GAVSSegmenter(nn.Module):
+class GAVSSegmenter(TrainableWeights):
     def __init__(self, config: GAVSConfig):
         super().__init__()
         self.config = config
@@ -113,7 +114,7 @@ class GAVSSegmenter(nn.Module):
             loss = terms["loss_bce"]
         return TeSOOutput(mask_logits=logits, class_logits=None, semantic_map=upsampled.sigmoid(), loss=loss, loss_terms=terms)
 
-    # --- training helpers (the trainer's interface, as TeSOSegmenter's) ---
+    # --- training helpers (the trainer's interface, as TeSOSegmenter's; checkpoints: TrainableWeights) ---
 
     def param_groups(self, lr_visual_adapters: float = 1e-4, lr_other: float = 1e-3) -> list[dict]:
         """The official code trains every GAVS parameter at 1e-3; the trainer's two groups are kept
@@ -124,14 +125,3 @@ class GAVSSegmenter(nn.Module):
             {"name": "visual_adapters", "params": visual, "lr": lr_visual_adapters},
             {"name": "other", "params": [p for p in self.parameters() if p.requires_grad and id(p) not in ids], "lr": lr_other},
         ]
-
-    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        names = {name for name, p in self.named_parameters() if p.requires_grad}
-        return {k: v for k, v in self.state_dict().items() if k in names}
-
-    def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        expected = {name for name, p in self.named_parameters() if p.requires_grad}
-        missing, unexpected = expected - state.keys(), state.keys() - expected
-        if missing or unexpected:
-            raise ValueError(f"checkpoint does not fit this GAVS config: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
-        self.load_state_dict(state, strict=False)

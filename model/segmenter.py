@@ -32,6 +32,7 @@ from model.dynamic_mask import ScoreCentre, dynamic_cue_mask, straight_through_g
 from model.losses import SetCriterion, infonce_latent_loss
 from model.pmqs import PMQS
 from model.sedam import SeDAM
+from model.trainable import TrainableWeights
 
 
 @dataclass
@@ -63,7 +64,7 @@ class _Prompt:
     pmqs_padding_mask: torch.Tensor | None = None  # (B, N_P) what PMQS masks outright (padding, with a gate)
 
 
-class TeSOSegmenter(nn.Module):
+class TeSOSegmenter(TrainableWeights):
     def __init__(self, config: TeSOConfig, adapter_sites: dict[str, str] | None = None):
         super().__init__()
         self.config = config
@@ -273,22 +274,7 @@ class TeSOSegmenter(nn.Module):
 
     def _trained_names(self) -> set[str]:
         """The trained weights and the statistics learnt with them (the score centre's buffers)."""
-        names = {name for name, p in self.named_parameters() if p.requires_grad}
+        names = super()._trained_names()
         if self.score_centre is not None:
             names |= {f"score_centre.{n}" for n, _ in self.score_centre.named_buffers()}
         return names
-
-    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """Only the trained weights; the frozen foundation model is reloaded from `config.foundation`."""
-        names = self._trained_names()
-        return {k: v for k, v in self.state_dict().items() if k in names}
-
-    def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        expected = self._trained_names()
-        missing, unexpected = expected - state.keys(), state.keys() - expected
-        if missing or unexpected:
-            raise ValueError(
-                f"checkpoint does not fit this TeSO config: missing {sorted(missing)[:5]}, "
-                f"unexpected {sorted(unexpected)[:5]}"
-            )
-        self.load_state_dict(state, strict=False)

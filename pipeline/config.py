@@ -341,6 +341,18 @@ class Config(Section):
         return self
 
     @model_validator(mode="after")
+    def _sam_fits_the_images(self) -> "Config":
+        """GAVS on this config's own small SAM: SAM's position embedding is built for one input
+        size, so train.image_size must be it (otherwise every batch fails in training)."""
+        model = self.train.model
+        own = model.get("architecture") == "gavs" and Path(str(model.get("foundation", ""))).resolve() == Path(self.foundation.sam_out).resolve()
+        size = SmallSamConfig(**self.foundation.sam_small).image_size
+        if own and size != self.train.image_size:
+            raise ValueError(f"train.image_size {self.train.image_size} differs from foundation.sam_small.image_size {size}: "
+                             f"the small SAM at {self.foundation.sam_out} takes {size}x{size} images")
+        return self
+
+    @model_validator(mode="after")
     def _runs_valid(self) -> "Config":
         for name in self.runs:
             check_name("run name", name)  # a folder under train.out_dir

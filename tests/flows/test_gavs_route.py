@@ -28,3 +28,11 @@ def test_gavs_trains_and_is_evaluated_from_audio_features_alone(tmp_path):
     assert 0 <= metrics["conditions"]["normal"]["miou"] <= 1
     state = json.loads(next((tmp_path / "runs").glob("checkpoints/*/state.json")).read_text())
     assert state["model_config"]["architecture"] == "gavs"
+
+
+def test_an_image_size_the_small_sam_cannot_take_is_a_config_error(tmp_path, capsys):
+    config = yaml.safe_load((REPO / "configs" / "tiny.yaml").read_text())
+    config["train"]["model"] = {"architecture": "gavs", "foundation": "demo/tiny/foundation_sam"}
+    (tmp_path / "gavs.yaml").write_text(yaml.safe_dump(config))
+    assert main(["train", "--config", str(tmp_path / "gavs.yaml"), "train.image_size=96"]) == 2
+    assert "foundation.sam_small.image_size 64" in capsys.readouterr().err
